@@ -1,0 +1,164 @@
+// Condition variable on the parking lot (see cond.h).
+#include "cond.h"
+
+#include "parking_lot.h"
+
+/*
+ * c->mutex is written only under the bucket lock of the cond's address:
+ * set by a waiter's validation as it enqueues, cleared when the last waiter
+ * leaves (signal, broadcast or timeout). So it is non-zero exactly while
+ * threads are queued on the cond (after a fork, it may name waiters that are
+ * gone; the next signal or broadcast finds nobody and clears it).
+ */
+#define MIXED ((uintptr_t)1) // waiters use different mutexes: never requeue
+
+struct wait_ctx {
+    struct plk_cond *c;
+    struct plk_mutex *m;
+    bool requeued; // timed out while already moved onto the mutex's queue
+};
+
+static bool record_mutex(void *arg)
+{
+    struct wait_ctx *w = arg;
+    uintptr_t mine = (uintptr_t)w->m;
+    uintptr_t s = atomic_load_explicit(&w->c->mutex, memory_order_relaxed);
+    if (s == 0)
+        atomic_store_explicit(&w->c->mutex, mine, memory_order_relaxed);
+    else if (s != mine && s != MIXED)
+        atomic_store_explicit(&w->c->mutex, MIXED, memory_order_relaxed);
+    return true;
+}
+
+static void release_mutex(void *arg)
+{
+    struct wait_ctx *w = arg;
+    plk_mutex_unlock(w->m);
+}
+
+static void left_on_timeout(void *arg, const void *key, bool was_last)
+{
+    struct wait_ctx *w = arg;
+    if (key != (const void *)w->c) {
+        // A signal or broadcast already moved us onto the mutex: that was a
+        // wake-up, not a timeout. Leave the mutex as a timed-out mutex
+        // waiter would (we hold its bucket lock).
+        w->requeued = true;
+        if (was_last)
+            atomic_fetch_and_explicit(&w->m->word, ~PLK_MUTEX_PARKED,
+                                      memory_order_relaxed);
+        return;
+    }
+    if (was_last)
+        atomic_store_explicit(&w->c->mutex, 0, memory_order_relaxed);
+}
+
+bool plk_cond_wait(struct plk_cond *c, struct plk_mutex *m,
+                   const struct plk_deadline *deadline)
+{
+    struct wait_ctx w = { .c = c, .m = m };
+    struct plk_park_ops ops = {
+        .validate = record_mutex,
+        .before_sleep = release_mutex,
+        .timed_out = left_on_timeout,
+        .ctx = &w,
+    };
+    uintptr_t token = PLK_TOKEN_NORMAL;
+    enum plk_park_result r = plk_park_ex(c, &ops, deadline, NULL, &token);
+    // From here on `c` is not touched: it may already be destroyed.
+    if (r == PLK_PARK_OK && token == PLK_TOKEN_HANDOFF)
+        return true; // requeued, then handed the mutex by its unlocker
+    plk_mutex_lock(m);
+    return r != PLK_PARK_TIMEOUT || w.requeued;
+}
+
+struct notify_ctx {
+    struct plk_cond *c;
+    uintptr_t mutex; // the value of c->mutex the caller saw
+    bool changed;    // c->mutex differed under the lock: look again
+};
+
+static bool mutex_unchanged(struct notify_ctx *n)
+{
+    n->changed = atomic_load_explicit(&n->c->mutex, memory_order_relaxed) != n->mutex;
+    return !n->changed;
+}
+
+static enum plk_requeue_op choose_signal(void *arg)
+{
+    struct notify_ctx *n = arg;
+    if (!mutex_unchanged(n))
+        return PLK_REQUEUE_ABORT;
+    if (n->mutex == MIXED)
+        return PLK_REQUEUE_UNPARK_ONE;
+    // Waking a thread only to have it block on a held mutex is wasted work:
+    // move it onto the mutex's queue instead; the unlock will release it.
+    return plk_mutex_mark_parked_if_locked((struct plk_mutex *)n->mutex)
+               ? PLK_REQUEUE_REQUEUE_ONE
+               : PLK_REQUEUE_UNPARK_ONE;
+}
+
+static uintptr_t after_signal(void *arg, enum plk_requeue_op op,
+                              const struct plk_unpark_result *r)
+{
+    (void)op;
+    struct notify_ctx *n = arg;
+    if (!r->has_more_waiters)
+        atomic_store_explicit(&n->c->mutex, 0, memory_order_relaxed);
+    return PLK_TOKEN_NORMAL;
+}
+
+static enum plk_requeue_op choose_broadcast(void *arg)
+{
+    struct notify_ctx *n = arg;
+    if (!mutex_unchanged(n))
+        return PLK_REQUEUE_ABORT;
+    // Every waiter leaves the cond's queue in this call.
+    atomic_store_explicit(&n->c->mutex, 0, memory_order_relaxed);
+    if (n->mutex == MIXED)
+        return PLK_REQUEUE_UNPARK_ALL;
+    return plk_mutex_mark_parked_if_locked((struct plk_mutex *)n->mutex)
+               ? PLK_REQUEUE_REQUEUE_ALL
+               : PLK_REQUEUE_UNPARK_ONE_REQUEUE_REST;
+}
+
+static uintptr_t after_broadcast(void *arg, enum plk_requeue_op op,
+                                 const struct plk_unpark_result *r)
+{
+    struct notify_ctx *n = arg;
+    // The woken thread will take the free mutex; its unlock must then find
+    // the threads we queued behind it. (REQUEUE_ALL set PARKED already.)
+    if (op == PLK_REQUEUE_UNPARK_ONE_REQUEUE_REST && r->requeued)
+        atomic_fetch_or_explicit(&((struct plk_mutex *)n->mutex)->word,
+                                 PLK_MUTEX_PARKED, memory_order_relaxed);
+    return PLK_TOKEN_NORMAL;
+}
+
+// Runs one notification; returns the threads released. Retries when the
+// waiters' mutex changed between the first look and the locked one.
+static size_t notify(struct plk_cond *c,
+                     enum plk_requeue_op (*choose)(void *),
+                     uintptr_t (*after)(void *, enum plk_requeue_op,
+                                        const struct plk_unpark_result *))
+{
+    for (;;) {
+        uintptr_t s = atomic_load_explicit(&c->mutex, memory_order_acquire);
+        if (s == 0)
+            return 0;
+        struct notify_ctx n = { .c = c, .mutex = s };
+        const void *to = s == MIXED ? (const void *)c : (const void *)s;
+        struct plk_unpark_result r = plk_unpark_requeue(c, to, choose, after, &n);
+        if (!n.changed)
+            return r.unparked + r.requeued;
+    }
+}
+
+bool plk_cond_signal(struct plk_cond *c)
+{
+    return notify(c, choose_signal, after_signal) != 0;
+}
+
+size_t plk_cond_broadcast(struct plk_cond *c)
+{
+    return notify(c, choose_broadcast, after_broadcast);
+}

@@ -1,0 +1,47 @@
+// A condition variable on the parking lot.
+//
+// State: one pointer-sized word holding the mutex its current waiters use
+// (0: no waiters). Waiting parks on the cond's address with a validation that
+// records the mutex, releases the mutex only after the thread is queued (so a
+// signal sent after the release finds it), and relocks after waking.
+//
+// Signal wakes one waiter, or moves it straight onto the mutex's queue when
+// the mutex is held. Broadcast wakes one waiter and requeues the rest onto
+// the mutex's queue, so they are released one at a time as the mutex frees
+// instead of stampeding. Waiters never touch the cond after they were woken
+// or requeued, so the cond may be destroyed as soon as broadcast returns.
+//
+// Waiters using two different mutexes at once (undefined in POSIX, tolerated
+// by glibc) switch the cond to a "mixed" state in which nothing is requeued.
+#ifndef PLK_COND_H
+#define PLK_COND_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clock.h"
+#include "mutex.h"
+
+struct plk_cond {
+    _Atomic uintptr_t mutex; // struct plk_mutex * of the waiters, 0, or MIXED
+};
+
+#define PLK_COND_INIT { 0 }
+
+// Atomically releases `m` (which the caller holds) and waits on `c` until
+// signalled, or until `deadline` (absolute, either clock; NULL: forever).
+// Always returns with `m` held again. Returns false on timeout, true
+// otherwise (a wake-up may be spurious, rarely).
+bool plk_cond_wait(struct plk_cond *c, struct plk_mutex *m,
+                   const struct plk_deadline *deadline);
+
+// Wakes (or requeues onto the mutex) one waiter. Returns whether there was one.
+bool plk_cond_signal(struct plk_cond *c);
+
+// Releases every waiter: one is woken, the rest requeued onto the mutex.
+// Returns the number of waiters released (woken plus requeued).
+size_t plk_cond_broadcast(struct plk_cond *c);
+
+#endif

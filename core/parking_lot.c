@@ -1,0 +1,586 @@
+// The parking lot: see parking_lot.h for the contract, docs/design.md for the
+// invariants in prose.
+#include "parking_lot.h"
+
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "atomic.h"
+#include "parker.h"
+#include "rawlock.h"
+
+/*
+ * A parked thread's entry; it lives on that thread's stack for the duration
+ * of plk_park_ex.
+ *
+ *   next, prev  links in its bucket's queue          (bucket lock)
+ *   address     the key it waits on; requeue rewrites it while holding both
+ *               buckets' locks, so the owner reads it atomically, locks that
+ *               bucket and checks it again                (bucket lock)
+ *   park_arg    fixed before enqueueing; read by unpark callbacks
+ *   parker      the thread's futex word (TLS): outlives this entry
+ *   token       set by the unparker before the wake-up (bucket lock; the
+ *               owner reads it after seeing WOKEN, an acquire)
+ *   dequeued    set by the unparker that claimed this entry (bucket lock)
+ */
+struct waiter {
+    struct waiter *next;
+    struct waiter *prev;
+    _Atomic uintptr_t address;
+    void *park_arg;
+    struct plk_parker *parker;
+    uintptr_t token;
+    bool dequeued;
+};
+
+/*
+ * One wait queue for every address hashing to it, FIFO in arrival order.
+ * Everything but the lock itself is protected by the lock.
+ */
+struct bucket {
+    struct plk_rawlock lock;
+    uint32_t rng;             // xorshift state for the fairness timer
+    int64_t fair_deadline_ns; // CLOCK_MONOTONIC: next unpark hands off after it
+    struct waiter *head;
+    struct waiter *tail;
+} __attribute__((aligned(PLK_CACHE_LINE)));
+
+/*
+ * The hash table. Tables only grow and are never freed: a thread that loaded
+ * an old table pointer may still lock one of its buckets, notice that the
+ * table is no longer current and retry. Growth holds every bucket lock of
+ * the old table, so no queue changes while waiters are moved.
+ */
+struct table {
+    unsigned log2;
+    struct bucket *buckets;
+};
+
+// Enough buckets for 3 parked threads each (WebKit's and Rust's load factor);
+// growth doubles once more so that it stays rare.
+#define LOAD_FACTOR 3
+#define GROWTH_FACTOR 2
+#define INITIAL_LOG2 6
+
+// Fairness: at most this long between two direct hand-offs per bucket.
+#define FAIR_WINDOW_NS 1000000
+
+static struct bucket initial_buckets[1u << INITIAL_LOG2];
+static struct table initial_table = { INITIAL_LOG2, initial_buckets };
+static _Atomic(struct table *) current_table = &initial_table;
+
+// Threads inside plk_park_ex right now; the table grows with its high mark.
+static _Atomic size_t parked_threads;
+
+// The table whose locks fork_prepare took, for fork_parent to release.
+static struct table *fork_locked_table;
+
+static size_t table_size(const struct table *t)
+{
+    return (size_t)1 << t->log2;
+}
+
+static size_t hash(uintptr_t address, unsigned log2)
+{
+    // Fibonacci hashing: the high bits of the product are well mixed.
+    return (size_t)(((uint64_t)address * 0x9E3779B97F4A7C15ull) >> (64 - log2));
+}
+
+static struct table *load_table(void)
+{
+    return atomic_load_explicit(&current_table, memory_order_acquire);
+}
+
+static bool is_current(const struct table *t)
+{
+    return atomic_load_explicit(&current_table, memory_order_relaxed) == t;
+}
+
+static struct bucket *lock_bucket(uintptr_t address)
+{
+    for (;;) {
+        struct table *t = load_table();
+        struct bucket *b = &t->buckets[hash(address, t->log2)];
+        plk_rawlock_lock(&b->lock);
+        if (is_current(t))
+            return b;
+        plk_rawlock_unlock(&b->lock);
+    }
+}
+
+// Locks the bucket of a waiter whose address a requeue may change meanwhile.
+static struct bucket *lock_waiter_bucket(struct waiter *w)
+{
+    for (;;) {
+        uintptr_t key = atomic_load_explicit(&w->address, memory_order_relaxed);
+        struct bucket *b = lock_bucket(key);
+        if (atomic_load_explicit(&w->address, memory_order_relaxed) == key)
+            return b;
+        plk_rawlock_unlock(&b->lock);
+    }
+}
+
+// Locks the buckets of two addresses in table order (once if they share one).
+static void lock_bucket_pair(uintptr_t a, uintptr_t b, struct bucket **ba,
+                             struct bucket **bb)
+{
+    for (;;) {
+        struct table *t = load_table();
+        size_t ia = hash(a, t->log2), ib = hash(b, t->log2);
+        struct bucket *first = &t->buckets[ia < ib ? ia : ib];
+        struct bucket *second = &t->buckets[ia < ib ? ib : ia];
+        plk_rawlock_lock(&first->lock);
+        if (second != first)
+            plk_rawlock_lock(&second->lock);
+        if (is_current(t)) {
+            *ba = &t->buckets[ia];
+            *bb = &t->buckets[ib];
+            return;
+        }
+        if (second != first)
+            plk_rawlock_unlock(&second->lock);
+        plk_rawlock_unlock(&first->lock);
+    }
+}
+
+static void unlock_bucket_pair(struct bucket *ba, struct bucket *bb)
+{
+    if (bb != ba)
+        plk_rawlock_unlock(&bb->lock);
+    plk_rawlock_unlock(&ba->lock);
+}
+
+static void lock_all(struct table *t)
+{
+    for (size_t i = 0; i < table_size(t); i++)
+        plk_rawlock_lock(&t->buckets[i].lock);
+}
+
+static void unlock_all(struct table *t)
+{
+    for (size_t i = 0; i < table_size(t); i++)
+        plk_rawlock_unlock(&t->buckets[i].lock);
+}
+
+// Takes every lock of the current table; returns that table.
+static struct table *lock_current_table(void)
+{
+    for (;;) {
+        struct table *t = load_table();
+        lock_all(t);
+        if (is_current(t))
+            return t;
+        unlock_all(t);
+    }
+}
+
+/* Queue operations: callers hold the bucket lock. */
+
+static void enqueue(struct bucket *b, struct waiter *w)
+{
+    w->next = NULL;
+    w->prev = b->tail;
+    if (b->tail)
+        b->tail->next = w;
+    else
+        b->head = w;
+    b->tail = w;
+}
+
+static void dequeue(struct bucket *b, struct waiter *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        b->head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        b->tail = w->prev;
+}
+
+static uintptr_t key_of(const struct waiter *w)
+{
+    return atomic_load_explicit(&w->address, memory_order_relaxed);
+}
+
+static struct waiter *find_from(struct waiter *w, uintptr_t address)
+{
+    while (w && key_of(w) != address)
+        w = w->next;
+    return w;
+}
+
+static uint32_t next_random(struct bucket *b)
+{
+    uint32_t x = b->rng;
+    if (x == 0)
+        x = (uint32_t)((uintptr_t)b >> 6) | 1u;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    b->rng = x;
+    return x;
+}
+
+// Per bucket, a timer randomised in [0, 1 ms): when it has expired, the next
+// unpark should hand the lock to the woken thread instead of letting others
+// barge, and the timer restarts.
+static bool time_to_be_fair(struct bucket *b)
+{
+    int64_t now = plk_clock_now_ns();
+    if (now < b->fair_deadline_ns)
+        return false;
+    b->fair_deadline_ns = now + next_random(b) % FAIR_WINDOW_NS;
+    return true;
+}
+
+// Marks `w` claimed with `token`. After the bucket lock is released, the
+// caller wakes w->parker, read before waking: w itself may vanish then.
+static void claim(struct waiter *w, uintptr_t token)
+{
+    w->token = token;
+    w->dequeued = true;
+}
+
+/* Growth. */
+
+static unsigned log2_at_least(size_t n)
+{
+    unsigned log2 = INITIAL_LOG2;
+    while (((size_t)1 << log2) < n && log2 < 40)
+        log2++;
+    return log2;
+}
+
+// Maps a zeroed table of 2^log2 buckets; the header takes one cache line.
+static struct table *map_table(unsigned log2)
+{
+    size_t bytes = PLK_CACHE_LINE + (sizeof(struct bucket) << log2);
+    void *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED)
+        return NULL;
+    struct table *t = mem;
+    t->log2 = log2;
+    t->buckets = (struct bucket *)((char *)mem + PLK_CACHE_LINE);
+    return t;
+}
+
+static void unmap_table(struct table *t)
+{
+    munmap(t, PLK_CACHE_LINE + (sizeof(struct bucket) << t->log2));
+}
+
+// Moves every waiter of `from` into `to`, keeping each address's FIFO order
+// (all waiters of one address share one old bucket, walked head to tail).
+static void rehash(struct table *from, struct table *to)
+{
+    for (size_t i = 0; i < table_size(from); i++) {
+        struct waiter *w = from->buckets[i].head;
+        while (w) {
+            struct waiter *next = w->next;
+            enqueue(&to->buckets[hash(key_of(w), to->log2)], w);
+            w = next;
+        }
+        from->buckets[i].head = from->buckets[i].tail = NULL;
+    }
+}
+
+static void grow_for(size_t threads)
+{
+    size_t needed = threads * LOAD_FACTOR;
+    for (;;) {
+        struct table *t = load_table();
+        if (table_size(t) >= needed)
+            return;
+        struct table *bigger = map_table(log2_at_least(needed * GROWTH_FACTOR));
+        if (!bigger)
+            return; // Out of memory: longer queues, still correct.
+        lock_all(t);
+        if (!is_current(t)) {
+            unlock_all(t);
+            unmap_table(bigger);
+            continue;
+        }
+        rehash(t, bigger);
+        atomic_store_explicit(&current_table, bigger, memory_order_release);
+        unlock_all(t);
+        return;
+    }
+}
+
+static void enter_lot(void)
+{
+    size_t n = atomic_fetch_add_explicit(&parked_threads, 1, memory_order_relaxed) + 1;
+    if (table_size(load_table()) < n * LOAD_FACTOR)
+        grow_for(n);
+}
+
+static void leave_lot(void)
+{
+    atomic_fetch_sub_explicit(&parked_threads, 1, memory_order_relaxed);
+}
+
+/* Park. */
+
+enum plk_park_result plk_park_ex(const void *address,
+                                 const struct plk_park_ops *ops,
+                                 const struct plk_deadline *deadline,
+                                 void *park_arg, uintptr_t *token)
+{
+    static const struct plk_park_ops no_ops;
+    if (!ops)
+        ops = &no_ops;
+    struct plk_parker *parker = plk_parker_self();
+    struct waiter w = {
+        .address = (uintptr_t)address,
+        .park_arg = park_arg,
+        .parker = parker,
+        .token = PLK_TOKEN_NORMAL,
+    };
+
+    enter_lot();
+    struct bucket *b = lock_bucket((uintptr_t)address);
+    if (ops->validate && !ops->validate(ops->ctx)) {
+        plk_rawlock_unlock(&b->lock);
+        leave_lot();
+        return PLK_PARK_AGAIN;
+    }
+    plk_parker_arm(parker);
+    enqueue(b, &w);
+    plk_rawlock_unlock(&b->lock);
+
+    if (ops->before_sleep)
+        ops->before_sleep(ops->ctx);
+
+    enum plk_park_result result = PLK_PARK_OK;
+    if (!plk_parker_wait(parker, deadline)) {
+        b = lock_waiter_bucket(&w);
+        if (!w.dequeued) {
+            uintptr_t key = key_of(&w);
+            dequeue(b, &w);
+            bool was_last = find_from(b->head, key) == NULL;
+            if (ops->timed_out)
+                ops->timed_out(ops->ctx, (const void *)key, was_last);
+            plk_rawlock_unlock(&b->lock);
+            result = PLK_PARK_TIMEOUT;
+        } else {
+            // An unparker claimed us before we could leave: its wake-up (and
+            // token, e.g. a mutex handed to us) is on its way. Take it.
+            plk_rawlock_unlock(&b->lock);
+            plk_parker_wait(parker, NULL);
+        }
+    }
+    if (result == PLK_PARK_OK && token)
+        *token = w.token;
+    leave_lot();
+    return result;
+}
+
+struct compare_ctx {
+    const void *address;
+    const void *expected;
+    size_t size;
+};
+
+static bool value_unchanged(void *arg)
+{
+    const struct compare_ctx *c = arg;
+    switch (c->size) {
+    case 1:
+        return __atomic_load_n((const uint8_t *)c->address, __ATOMIC_RELAXED) ==
+               *(const uint8_t *)c->expected;
+    case 2:
+        return __atomic_load_n((const uint16_t *)c->address, __ATOMIC_RELAXED) ==
+               *(const uint16_t *)c->expected;
+    case 4:
+        return __atomic_load_n((const uint32_t *)c->address, __ATOMIC_RELAXED) ==
+               *(const uint32_t *)c->expected;
+    case 8:
+        return __atomic_load_n((const uint64_t *)c->address, __ATOMIC_RELAXED) ==
+               *(const uint64_t *)c->expected;
+    default:
+        return false;
+    }
+}
+
+enum plk_park_result plk_park(const void *address, const void *expected,
+                              size_t size, int64_t timeout_ns, void *park_arg)
+{
+    struct compare_ctx ctx = { address, expected, size };
+    struct plk_park_ops ops = { .validate = value_unchanged, .ctx = &ctx };
+    struct plk_deadline deadline;
+    if (timeout_ns >= 0)
+        deadline = plk_deadline_after_ns(timeout_ns);
+    return plk_park_ex(address, &ops, timeout_ns >= 0 ? &deadline : NULL,
+                       park_arg, NULL);
+}
+
+/* Unpark. */
+
+size_t plk_unpark_one(const void *address, plk_unpark_fn fn, void *arg)
+{
+    uintptr_t key = (uintptr_t)address;
+    struct bucket *b = lock_bucket(key);
+    struct waiter *w = find_from(b->head, key);
+    struct plk_unpark_result r = { 0 };
+    if (w) {
+        r.park_arg = w->park_arg;
+        r.unparked = 1;
+        r.has_more_waiters = find_from(w->next, key) != NULL;
+        r.be_fair = time_to_be_fair(b);
+        dequeue(b, w);
+    }
+    uintptr_t token = fn ? fn(arg, &r) : PLK_TOKEN_NORMAL;
+    struct plk_parker *parker = NULL;
+    if (w) {
+        parker = w->parker;
+        claim(w, token);
+    }
+    plk_rawlock_unlock(&b->lock);
+    if (parker)
+        plk_parker_wake(parker);
+    return r.unparked;
+}
+
+// Wakes a list of claimed waiters linked through `next`.
+static void wake_list(struct waiter *w)
+{
+    while (w) {
+        struct waiter *next = w->next;
+        plk_parker_wake(w->parker); // w may be gone after this
+        w = next;
+    }
+}
+
+size_t plk_unpark_all(const void *address)
+{
+    uintptr_t key = (uintptr_t)address;
+    struct bucket *b = lock_bucket(key);
+    struct waiter *woken = NULL, **tail = &woken;
+    size_t n = 0;
+    for (struct waiter *w = find_from(b->head, key), *next; w;
+         w = find_from(next, key)) {
+        next = w->next;
+        dequeue(b, w);
+        claim(w, PLK_TOKEN_NORMAL);
+        w->next = NULL;
+        *tail = w;
+        tail = &w->next;
+        n++;
+    }
+    plk_rawlock_unlock(&b->lock);
+    wake_list(woken);
+    return n;
+}
+
+struct plk_unpark_result
+plk_unpark_requeue(const void *from, const void *to,
+                   enum plk_requeue_op (*validate)(void *arg),
+                   uintptr_t (*callback)(void *arg, enum plk_requeue_op op,
+                                         const struct plk_unpark_result *r),
+                   void *arg)
+{
+    uintptr_t key_from = (uintptr_t)from, key_to = (uintptr_t)to;
+    struct bucket *bf, *bt;
+    lock_bucket_pair(key_from, key_to, &bf, &bt);
+    struct plk_unpark_result r = { 0 };
+    enum plk_requeue_op op = validate ? validate(arg) : PLK_REQUEUE_ABORT;
+    if (op == PLK_REQUEUE_ABORT) {
+        unlock_bucket_pair(bf, bt);
+        return r;
+    }
+
+    size_t wake_limit = op == PLK_REQUEUE_UNPARK_ALL ? SIZE_MAX
+                        : op == PLK_REQUEUE_UNPARK_ONE ||
+                                  op == PLK_REQUEUE_UNPARK_ONE_REQUEUE_REST
+                            ? 1
+                            : 0;
+    size_t move_limit = op == PLK_REQUEUE_REQUEUE_ONE ? 1
+                        : op == PLK_REQUEUE_REQUEUE_ALL ||
+                                  op == PLK_REQUEUE_UNPARK_ONE_REQUEUE_REST
+                            ? SIZE_MAX
+                            : 0;
+    if (key_from == key_to)
+        move_limit = 0; // already where they would go
+    struct waiter *woken = NULL, **woken_tail = &woken;
+    struct waiter *w = find_from(bf->head, key_from);
+    while (w && r.unparked < wake_limit) {
+        struct waiter *next = w->next;
+        if (!woken)
+            r.park_arg = w->park_arg;
+        dequeue(bf, w);
+        w->next = NULL;
+        *woken_tail = w;
+        woken_tail = &w->next;
+        r.unparked++;
+        w = find_from(next, key_from);
+    }
+    // Moving to the tail of `to` in walk order keeps the FIFO order; a moved
+    // waiter cannot be met again when both addresses share the bucket,
+    // because its key is no longer `from`.
+    while (w && r.requeued < move_limit) {
+        struct waiter *next = w->next;
+        dequeue(bf, w);
+        atomic_store_explicit(&w->address, key_to, memory_order_relaxed);
+        enqueue(bt, w);
+        r.requeued++;
+        w = find_from(next, key_from);
+    }
+    r.has_more_waiters = w != NULL;
+    if (woken)
+        r.be_fair = time_to_be_fair(bf);
+
+    uintptr_t token = callback ? callback(arg, op, &r) : PLK_TOKEN_NORMAL;
+    for (struct waiter *v = woken; v; v = v->next)
+        claim(v, token);
+    unlock_bucket_pair(bf, bt);
+    wake_list(woken);
+    return r;
+}
+
+/* Fork. */
+
+void plk_parking_lot_fork_prepare(void)
+{
+    fork_locked_table = lock_current_table();
+}
+
+void plk_parking_lot_fork_parent(void)
+{
+    unlock_all(fork_locked_table);
+    fork_locked_table = NULL;
+}
+
+void plk_parking_lot_fork_child(void)
+{
+    // Only the forking thread exists in the child: every queued waiter
+    // belongs to a thread that is gone. The locks we hold (if prepare ran)
+    // and any a vanished thread held are reset together.
+    struct table *t = load_table();
+    for (size_t i = 0; i < table_size(t); i++) {
+        struct bucket *b = &t->buckets[i];
+        plk_rawlock_reset(&b->lock);
+        b->head = b->tail = NULL;
+    }
+    atomic_store_explicit(&parked_threads, 0, memory_order_relaxed);
+    fork_locked_table = NULL;
+    plk_parker_arm(plk_parker_self());
+}
+
+void plk_parking_lot_after_fork(void)
+{
+    plk_parking_lot_fork_child();
+}
+
+size_t plk_parking_lot_table_size(void)
+{
+    return table_size(load_table());
+}
+
+size_t plk_parking_lot_parked_threads(void)
+{
+    return atomic_load_explicit(&parked_threads, memory_order_relaxed);
+}

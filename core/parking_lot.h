@@ -1,0 +1,131 @@
+// The parking lot: one process-wide table of wait queues keyed by address.
+//
+// Inspired by WebKit's WTF::ParkingLot, by way of CPython's
+// Python/parking_lot.c (the seed API: park / unpark / unpark_all /
+// after_fork) and Rust's parking_lot (validate/before-sleep/timed-out
+// callbacks, exact "more waiters", requeue). Lock words and condition
+// variables keep their state in the caller's memory; only threads that must
+// sleep enter the lot, queue FIFO in the bucket for their address, and sleep
+// on their own futex word (see parker.h).
+//
+// Guarantees:
+// - park compares the address's value with `expected` under the bucket lock,
+//   so a wake-up sent after the value changed cannot be missed.
+// - unpark callbacks run under the bucket lock, even when nobody waits, and
+//   the woken thread is signalled after the bucket lock is released.
+// - A waiter that times out never loses a wake-up an unparker already claimed
+//   for it: it waits for that wake-up and reports OK instead.
+// - After waking a thread, an unparker never touches the waiter's memory.
+// - Addresses are only hash keys: the memory they point to may be freed the
+//   moment the last waiter has been dequeued.
+//
+// Nothing here allocates with malloc or calls pthread_* or sem_*.
+#ifndef PLK_PARKING_LOT_H
+#define PLK_PARKING_LOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clock.h"
+
+enum plk_park_result {
+    PLK_PARK_OK,      // woken by an unpark (see the token)
+    PLK_PARK_AGAIN,   // the value differed / validate said no: never slept
+    PLK_PARK_TIMEOUT, // the deadline passed before anyone unparked us
+};
+
+// Unpark tokens: a value the unparker hands to the thread it wakes.
+#define PLK_TOKEN_NORMAL ((uintptr_t)0)
+#define PLK_TOKEN_HANDOFF ((uintptr_t)1) // the lock was handed to you
+
+// What an unpark callback learns. Runs under the bucket lock.
+struct plk_unpark_result {
+    void *park_arg;        // the first woken thread's park_arg, or NULL
+    size_t unparked;       // threads woken by this call
+    size_t requeued;       // threads moved to another address (requeue only)
+    bool has_more_waiters; // exact: threads still parked on the address
+    bool be_fair;          // the bucket's fairness timer expired: hand off
+};
+
+typedef uintptr_t (*plk_unpark_fn)(void *arg, const struct plk_unpark_result *r);
+
+// The full form of park. Every callback is optional (NULL).
+struct plk_park_ops {
+    // Under the bucket lock before enqueueing. Returning false gives AGAIN.
+    bool (*validate)(void *ctx);
+    // After enqueueing and releasing the bucket lock, before sleeping; e.g.
+    // releasing a mutex. It must not park on the same thread.
+    void (*before_sleep)(void *ctx);
+    // Under the bucket lock when the wait timed out and the thread left the
+    // queue of `key` (its address, which a requeue may have changed);
+    // `was_last` says no other thread is parked on `key`.
+    void (*timed_out)(void *ctx, const void *key, bool was_last);
+    void *ctx;
+};
+
+// Parks the calling thread on `address` if *address == *expected, comparing
+// `size` bytes (1, 2, 4 or 8; address naturally aligned). timeout_ns < 0
+// waits forever. Returns OK, AGAIN or TIMEOUT.
+//
+// Example (a one-shot event):
+//     while (atomic_load(&ev->set) == 0) {
+//         uint32_t zero = 0;
+//         plk_park(&ev->set, &zero, 4, -1, NULL);
+//     }
+//     // setter: atomic_store(&ev->set, 1); plk_unpark_all(&ev->set);
+enum plk_park_result plk_park(const void *address, const void *expected,
+                              size_t size, int64_t timeout_ns, void *park_arg);
+
+// Parks on `address` with callbacks and an absolute deadline (NULL: forever).
+// On OK, *token (if not NULL) receives the unparker's token.
+enum plk_park_result plk_park_ex(const void *address,
+                                 const struct plk_park_ops *ops,
+                                 const struct plk_deadline *deadline,
+                                 void *park_arg, uintptr_t *token);
+
+// Wakes the first thread parked on `address`, if any. `fn` (may be NULL) runs
+// under the bucket lock whether or not a thread was found; its return value
+// is the woken thread's token. Returns the number woken (0 or 1).
+size_t plk_unpark_one(const void *address, plk_unpark_fn fn, void *arg);
+
+// Wakes every thread parked on `address` with PLK_TOKEN_NORMAL. Returns the
+// number woken.
+size_t plk_unpark_all(const void *address);
+
+enum plk_requeue_op {
+    PLK_REQUEUE_ABORT,                   // do nothing
+    PLK_REQUEUE_UNPARK_ONE,              // wake the first, leave the rest
+    PLK_REQUEUE_REQUEUE_ONE,             // move the first to `to`
+    PLK_REQUEUE_UNPARK_ONE_REQUEUE_REST, // wake the first, move the rest
+    PLK_REQUEUE_REQUEUE_ALL,             // move all to `to`
+    PLK_REQUEUE_UNPARK_ALL,              // wake all, move none
+};
+
+// Moves threads parked on `from` to the queue of `to` (FIFO order kept),
+// optionally waking the first (or all: every woken thread gets the token). Both buckets are locked (in table order) while
+// `validate` chooses the operation and while `callback` (may be NULL) sees
+// the outcome (`has_more_waiters` is about `from`) and returns the token of
+// the woken thread. Returns the outcome.
+struct plk_unpark_result
+plk_unpark_requeue(const void *from, const void *to,
+                   enum plk_requeue_op (*validate)(void *arg),
+                   uintptr_t (*callback)(void *arg, enum plk_requeue_op op,
+                                         const struct plk_unpark_result *r),
+                   void *arg);
+
+// Fork support. prepare: takes every bucket lock (table order), so that no
+// queue is half-modified when the address space is copied. parent: releases
+// them. child: forgets every parked thread (they do not exist in the child)
+// and resets every lock; `plk_parking_lot_after_fork` is the seed's name.
+void plk_parking_lot_fork_prepare(void);
+void plk_parking_lot_fork_parent(void);
+void plk_parking_lot_fork_child(void);
+void plk_parking_lot_after_fork(void);
+
+// Introspection for tests: buckets in the current table, and threads parked
+// right now.
+size_t plk_parking_lot_table_size(void);
+size_t plk_parking_lot_parked_threads(void);
+
+#endif

@@ -1,0 +1,34 @@
+#include "rawlock.h"
+
+#include "atomic.h"
+#include "futex.h"
+
+// A bucket lock is held for a few dozen instructions; a short spin usually
+// beats a trip through the kernel.
+#define SPIN_ROUNDS 100
+
+void plk_rawlock_lock_slow(struct plk_rawlock *l)
+{
+    for (int i = 0; i < SPIN_ROUNDS; i++) {
+        uint32_t w = atomic_load_explicit(&l->word, memory_order_relaxed);
+        if (w == PLK_RAWLOCK_UNLOCKED &&
+            atomic_compare_exchange_weak_explicit(&l->word, &w,
+                                                  PLK_RAWLOCK_LOCKED,
+                                                  memory_order_acquire,
+                                                  memory_order_relaxed))
+            return;
+        if (w == PLK_RAWLOCK_CONTENDED)
+            break;
+        plk_cpu_relax();
+    }
+    // From here on we may sleep, so every acquisition marks the lock
+    // contended: the unlocker then knows to wake someone.
+    while (atomic_exchange_explicit(&l->word, PLK_RAWLOCK_CONTENDED,
+                                    memory_order_acquire) != PLK_RAWLOCK_UNLOCKED)
+        plk_futex_wait(&l->word, PLK_RAWLOCK_CONTENDED, NULL);
+}
+
+void plk_rawlock_unlock_slow(struct plk_rawlock *l)
+{
+    plk_futex_wake(&l->word, 1);
+}
