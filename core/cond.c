@@ -12,16 +12,11 @@
  */
 #define MIXED ((uintptr_t)1) // waiters use different mutexes: never requeue
 
-struct wait_ctx {
-    struct plk_cond *c;
-    struct plk_mutex *m;
-    bool requeued; // timed out while already moved onto the mutex's queue
-};
-
 static bool record_mutex(void *arg)
 {
-    struct wait_ctx *w = arg;
-    uintptr_t mine = (uintptr_t)w->m;
+    struct plk_cond_waiter *w = arg;
+    // A foreign mutex cannot take requeued waiters: mark the cond MIXED.
+    uintptr_t mine = w->m.word ? (uintptr_t)w->m.word : MIXED;
     uintptr_t s = atomic_load_explicit(&w->c->mutex, memory_order_relaxed);
     if (s == 0)
         atomic_store_explicit(&w->c->mutex, mine, memory_order_relaxed);
@@ -32,20 +27,31 @@ static bool record_mutex(void *arg)
 
 static void release_mutex(void *arg)
 {
-    struct wait_ctx *w = arg;
-    plk_mutex_unlock(w->m);
+    struct plk_cond_waiter *w = arg;
+    if (w->m.word)
+        plk_mutex_unlock(w->m.word);
+    else
+        w->m.unlock(w->m.arg);
+}
+
+static void reacquire_mutex(struct plk_cond_waiter *w)
+{
+    if (w->m.word)
+        plk_mutex_lock(w->m.word);
+    else
+        w->m.lock(w->m.arg);
 }
 
 static void left_on_timeout(void *arg, const void *key, bool was_last)
 {
-    struct wait_ctx *w = arg;
+    struct plk_cond_waiter *w = arg;
     if (key != (const void *)w->c) {
         // A signal or broadcast already moved us onto the mutex: that was a
         // wake-up, not a timeout. Leave the mutex as a timed-out mutex
         // waiter would (we hold its bucket lock).
         w->requeued = true;
         if (was_last)
-            atomic_fetch_and_explicit(&w->m->word, ~PLK_MUTEX_PARKED,
+            atomic_fetch_and_explicit(&w->m.word->word, ~PLK_MUTEX_PARKED,
                                       memory_order_relaxed);
         return;
     }
@@ -53,23 +59,46 @@ static void left_on_timeout(void *arg, const void *key, bool was_last)
         atomic_store_explicit(&w->c->mutex, 0, memory_order_relaxed);
 }
 
-bool plk_cond_wait(struct plk_cond *c, struct plk_mutex *m,
-                   const struct plk_deadline *deadline)
+bool plk_cond_wait_with(struct plk_cond_waiter *cw, struct plk_cond *c,
+                        const struct plk_cond_mutex *m,
+                        const struct plk_deadline *deadline, bool cancellable)
 {
-    struct wait_ctx w = { .c = c, .m = m };
-    struct plk_park_ops ops = {
+    cw->c = c;
+    cw->m = *m;
+    cw->requeued = false;
+    cw->ops = (struct plk_park_ops){
         .validate = record_mutex,
         .before_sleep = release_mutex,
         .timed_out = left_on_timeout,
-        .ctx = &w,
+        .ctx = cw,
+        .cancellable = cancellable,
     };
     uintptr_t token = PLK_TOKEN_NORMAL;
-    enum plk_park_result r = plk_park_ex(c, &ops, deadline, NULL, &token);
+    enum plk_park_result r = plk_park_waiter(&cw->waiter, c, &cw->ops, deadline,
+                                             NULL, &token);
     // From here on `c` is not touched: it may already be destroyed.
     if (r == PLK_PARK_OK && token == PLK_TOKEN_HANDOFF)
         return true; // requeued, then handed the mutex by its unlocker
-    plk_mutex_lock(m);
-    return r != PLK_PARK_TIMEOUT || w.requeued;
+    reacquire_mutex(cw);
+    return r != PLK_PARK_TIMEOUT || cw->requeued;
+}
+
+bool plk_cond_wait(struct plk_cond *c, struct plk_mutex *m,
+                   const struct plk_deadline *deadline)
+{
+    struct plk_cond_waiter cw;
+    struct plk_cond_mutex cm = { .word = m };
+    return plk_cond_wait_with(&cw, c, &cm, deadline, false);
+}
+
+void plk_cond_wait_abandon(struct plk_cond_waiter *cw)
+{
+    uintptr_t token = PLK_TOKEN_NORMAL;
+    bool claimed = plk_park_abandon(&cw->waiter, &cw->ops, &token);
+    if (claimed && token == PLK_TOKEN_SIGNALLED)
+        plk_cond_signal(cw->c); // POSIX: a cancelled waiter consumes no signal
+    if (!(claimed && token == PLK_TOKEN_HANDOFF))
+        reacquire_mutex(cw);
 }
 
 struct notify_ctx {
@@ -105,7 +134,7 @@ static uintptr_t after_signal(void *arg, enum plk_requeue_op op,
     struct notify_ctx *n = arg;
     if (!r->has_more_waiters)
         atomic_store_explicit(&n->c->mutex, 0, memory_order_relaxed);
-    return PLK_TOKEN_NORMAL;
+    return PLK_TOKEN_SIGNALLED;
 }
 
 static enum plk_requeue_op choose_broadcast(void *arg)

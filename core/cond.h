@@ -23,6 +23,7 @@
 
 #include "clock.h"
 #include "mutex.h"
+#include "parking_lot.h"
 
 struct plk_cond {
     _Atomic uintptr_t mutex; // struct plk_mutex * of the waiters, 0, or MIXED
@@ -30,12 +31,49 @@ struct plk_cond {
 
 #define PLK_COND_INIT { 0 }
 
+// Token given to a waiter woken directly by plk_cond_signal: a waiter that is
+// cancelled after receiving it passes the signal on.
+#define PLK_TOKEN_SIGNALLED ((uintptr_t)2)
+
+// The mutex a wait releases and reacquires. For a parking-lot mutex set only
+// `word`: waiters can then be requeued onto it. For any other mutex (one the
+// interposer leaves to glibc) set `word` to NULL and give `unlock`/`lock`;
+// such waiters are simply woken.
+struct plk_cond_mutex {
+    struct plk_mutex *word;
+    void (*unlock)(void *arg);
+    void (*lock)(void *arg);
+    void *arg;
+};
+
+// One wait in progress. The caller owns it so that a cancellation cleanup
+// handler can reach it (plk_cond_wait_abandon). Opaque.
+struct plk_cond_waiter {
+    struct plk_waiter waiter;
+    struct plk_park_ops ops;
+    struct plk_cond *c;
+    struct plk_cond_mutex m;
+    bool requeued; // timed out while already moved onto the mutex's queue
+};
+
 // Atomically releases `m` (which the caller holds) and waits on `c` until
 // signalled, or until `deadline` (absolute, either clock; NULL: forever).
 // Always returns with `m` held again. Returns false on timeout, true
 // otherwise (a wake-up may be spurious, rarely).
 bool plk_cond_wait(struct plk_cond *c, struct plk_mutex *m,
                    const struct plk_deadline *deadline);
+
+// The general form: any mutex, caller-owned wait state, and optionally a
+// thread-cancellation point (the sleep runs between the parker's cancel
+// hooks). Same return value as plk_cond_wait.
+bool plk_cond_wait_with(struct plk_cond_waiter *cw, struct plk_cond *c,
+                        const struct plk_cond_mutex *m,
+                        const struct plk_deadline *deadline, bool cancellable);
+
+// From a cancellation cleanup handler of an interrupted plk_cond_wait_with:
+// leaves the cond's queue (or takes a wake-up already on its way, passing a
+// consumed signal on to another waiter) and reacquires the mutex.
+void plk_cond_wait_abandon(struct plk_cond_waiter *cw);
 
 // Wakes (or requeues onto the mutex) one waiter. Returns whether there was one.
 bool plk_cond_signal(struct plk_cond *c);

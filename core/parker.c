@@ -19,7 +19,36 @@ void plk_parker_arm(struct plk_parker *p)
     atomic_store_explicit(&p->word, PLK_PARKER_WAITING, memory_order_relaxed);
 }
 
+static int (*_Atomic cancel_enter)(void);
+static void (*_Atomic cancel_leave)(int);
+
+void plk_parker_set_cancel_hooks(int (*enter)(void), void (*leave)(int))
+{
+    atomic_store_explicit(&cancel_leave, leave, memory_order_relaxed);
+    atomic_store_explicit(&cancel_enter, enter, memory_order_release);
+}
+
+static int sleep_on(struct plk_parker *p, const struct plk_deadline *deadline,
+                    bool cancellable)
+{
+    int (*enter)(void) = cancellable
+                             ? atomic_load_explicit(&cancel_enter, memory_order_acquire)
+                             : NULL;
+    if (!enter)
+        return plk_futex_wait(&p->word, PLK_PARKER_SLEEPING, deadline);
+    int saved = enter();
+    int r = plk_futex_wait(&p->word, PLK_PARKER_SLEEPING, deadline);
+    atomic_load_explicit(&cancel_leave, memory_order_relaxed)(saved);
+    return r;
+}
+
 bool plk_parker_wait(struct plk_parker *p, const struct plk_deadline *deadline)
+{
+    return plk_parker_wait_ex(p, deadline, false);
+}
+
+bool plk_parker_wait_ex(struct plk_parker *p, const struct plk_deadline *deadline,
+                        bool cancellable)
 {
     for (;;) {
         uint32_t w = atomic_load_explicit(&p->word, memory_order_acquire);
@@ -34,7 +63,7 @@ bool plk_parker_wait(struct plk_parker *p, const struct plk_deadline *deadline)
                                                      memory_order_acquire))
             continue;
         stats.futex_waits++;
-        int r = plk_futex_wait(&p->word, PLK_PARKER_SLEEPING, deadline);
+        int r = sleep_on(p, deadline, cancellable);
         if (r == ETIMEDOUT)
             return atomic_load_explicit(&p->word, memory_order_acquire) ==
                    PLK_PARKER_WOKEN;

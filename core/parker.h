@@ -42,6 +42,17 @@ void plk_parker_arm(struct plk_parker *p);
 // false on timeout (the parker may still be woken later: the caller decides).
 bool plk_parker_wait(struct plk_parker *p, const struct plk_deadline *deadline);
 
+// The same, but a cancellation point when `cancellable`: the FUTEX_WAIT runs
+// between the hooks set below (the interposer enables asynchronous thread
+// cancellation there), so the thread may be unwound out of the sleep.
+bool plk_parker_wait_ex(struct plk_parker *p, const struct plk_deadline *deadline,
+                        bool cancellable);
+
+// Hooks around a cancellable sleep: `enter` returns a value that `leave`
+// receives. Set once, before threads park cancellably; the core itself
+// cannot call pthread_* functions.
+void plk_parker_set_cancel_hooks(int (*enter)(void), void (*leave)(int));
+
 // Wakes `p`'s thread. Call without holding any bucket lock.
 void plk_parker_wake(struct plk_parker *p);
 

@@ -11,30 +11,6 @@
 #include "rawlock.h"
 
 /*
- * A parked thread's entry; it lives on that thread's stack for the duration
- * of plk_park_ex.
- *
- *   next, prev  links in its bucket's queue          (bucket lock)
- *   address     the key it waits on; requeue rewrites it while holding both
- *               buckets' locks, so the owner reads it atomically, locks that
- *               bucket and checks it again                (bucket lock)
- *   park_arg    fixed before enqueueing; read by unpark callbacks
- *   parker      the thread's futex word (TLS): outlives this entry
- *   token       set by the unparker before the wake-up (bucket lock; the
- *               owner reads it after seeing WOKEN, an acquire)
- *   dequeued    set by the unparker that claimed this entry (bucket lock)
- */
-struct waiter {
-    struct waiter *next;
-    struct waiter *prev;
-    _Atomic uintptr_t address;
-    void *park_arg;
-    struct plk_parker *parker;
-    uintptr_t token;
-    bool dequeued;
-};
-
-/*
  * One wait queue for every address hashing to it, FIFO in arrival order.
  * Everything but the lock itself is protected by the lock.
  */
@@ -42,8 +18,8 @@ struct bucket {
     struct plk_rawlock lock;
     uint32_t rng;             // xorshift state for the fairness timer
     int64_t fair_deadline_ns; // CLOCK_MONOTONIC: next unpark hands off after it
-    struct waiter *head;
-    struct waiter *tail;
+    struct plk_waiter *head;
+    struct plk_waiter *tail;
 } __attribute__((aligned(PLK_CACHE_LINE)));
 
 /*
@@ -110,7 +86,7 @@ static struct bucket *lock_bucket(uintptr_t address)
 }
 
 // Locks the bucket of a waiter whose address a requeue may change meanwhile.
-static struct bucket *lock_waiter_bucket(struct waiter *w)
+static struct bucket *lock_waiter_bucket(struct plk_waiter *w)
 {
     for (;;) {
         uintptr_t key = atomic_load_explicit(&w->address, memory_order_relaxed);
@@ -177,7 +153,7 @@ static struct table *lock_current_table(void)
 
 /* Queue operations: callers hold the bucket lock. */
 
-static void enqueue(struct bucket *b, struct waiter *w)
+static void enqueue(struct bucket *b, struct plk_waiter *w)
 {
     w->next = NULL;
     w->prev = b->tail;
@@ -188,7 +164,7 @@ static void enqueue(struct bucket *b, struct waiter *w)
     b->tail = w;
 }
 
-static void dequeue(struct bucket *b, struct waiter *w)
+static void dequeue(struct bucket *b, struct plk_waiter *w)
 {
     if (w->prev)
         w->prev->next = w->next;
@@ -200,12 +176,12 @@ static void dequeue(struct bucket *b, struct waiter *w)
         b->tail = w->prev;
 }
 
-static uintptr_t key_of(const struct waiter *w)
+static uintptr_t key_of(const struct plk_waiter *w)
 {
     return atomic_load_explicit(&w->address, memory_order_relaxed);
 }
 
-static struct waiter *find_from(struct waiter *w, uintptr_t address)
+static struct plk_waiter *find_from(struct plk_waiter *w, uintptr_t address)
 {
     while (w && key_of(w) != address)
         w = w->next;
@@ -237,8 +213,8 @@ static bool time_to_be_fair(struct bucket *b)
 }
 
 // Marks `w` claimed with `token`. After the bucket lock is released, the
-// caller wakes w->parker, read before waking: w itself may vanish then.
-static void claim(struct waiter *w, uintptr_t token)
+// caller wakes &w->parker: w itself may vanish as soon as that store lands.
+static void claim(struct plk_waiter *w, uintptr_t token)
 {
     w->token = token;
     w->dequeued = true;
@@ -278,9 +254,9 @@ static void unmap_table(struct table *t)
 static void rehash(struct table *from, struct table *to)
 {
     for (size_t i = 0; i < table_size(from); i++) {
-        struct waiter *w = from->buckets[i].head;
+        struct plk_waiter *w = from->buckets[i].head;
         while (w) {
-            struct waiter *next = w->next;
+            struct plk_waiter *next = w->next;
             enqueue(&to->buckets[hash(key_of(w), to->log2)], w);
             w = next;
         }
@@ -330,14 +306,41 @@ enum plk_park_result plk_park_ex(const void *address,
                                  const struct plk_deadline *deadline,
                                  void *park_arg, uintptr_t *token)
 {
+    struct plk_waiter w;
+    return plk_park_waiter(&w, address, ops, deadline, park_arg, token);
+}
+
+// Takes `w` out of its queue unless an unparker claimed it first; in that
+// case waits for the claimed wake-up (and token, e.g. a mutex handed over),
+// which is on its way. Returns whether it had been claimed.
+static bool leave_queue(struct plk_waiter *w, const struct plk_park_ops *ops)
+{
+    struct bucket *b = lock_waiter_bucket(w);
+    if (w->dequeued) {
+        plk_rawlock_unlock(&b->lock);
+        plk_parker_wait(&w->parker, NULL);
+        return true;
+    }
+    uintptr_t key = key_of(w);
+    dequeue(b, w);
+    bool was_last = find_from(b->head, key) == NULL;
+    if (ops->timed_out)
+        ops->timed_out(ops->ctx, (const void *)key, was_last);
+    plk_rawlock_unlock(&b->lock);
+    return false;
+}
+
+enum plk_park_result plk_park_waiter(struct plk_waiter *w, const void *address,
+                                     const struct plk_park_ops *ops,
+                                     const struct plk_deadline *deadline,
+                                     void *park_arg, uintptr_t *token)
+{
     static const struct plk_park_ops no_ops;
     if (!ops)
         ops = &no_ops;
-    struct plk_parker *parker = plk_parker_self();
-    struct waiter w = {
+    *w = (struct plk_waiter){
         .address = (uintptr_t)address,
         .park_arg = park_arg,
-        .parker = parker,
         .token = PLK_TOKEN_NORMAL,
     };
 
@@ -348,35 +351,32 @@ enum plk_park_result plk_park_ex(const void *address,
         leave_lot();
         return PLK_PARK_AGAIN;
     }
-    plk_parker_arm(parker);
-    enqueue(b, &w);
+    plk_parker_arm(&w->parker);
+    enqueue(b, w);
     plk_rawlock_unlock(&b->lock);
 
     if (ops->before_sleep)
         ops->before_sleep(ops->ctx);
 
     enum plk_park_result result = PLK_PARK_OK;
-    if (!plk_parker_wait(parker, deadline)) {
-        b = lock_waiter_bucket(&w);
-        if (!w.dequeued) {
-            uintptr_t key = key_of(&w);
-            dequeue(b, &w);
-            bool was_last = find_from(b->head, key) == NULL;
-            if (ops->timed_out)
-                ops->timed_out(ops->ctx, (const void *)key, was_last);
-            plk_rawlock_unlock(&b->lock);
-            result = PLK_PARK_TIMEOUT;
-        } else {
-            // An unparker claimed us before we could leave: its wake-up (and
-            // token, e.g. a mutex handed to us) is on its way. Take it.
-            plk_rawlock_unlock(&b->lock);
-            plk_parker_wait(parker, NULL);
-        }
-    }
+    if (!plk_parker_wait_ex(&w->parker, deadline, ops->cancellable) &&
+        !leave_queue(w, ops))
+        result = PLK_PARK_TIMEOUT;
     if (result == PLK_PARK_OK && token)
-        *token = w.token;
+        *token = w->token;
     leave_lot();
     return result;
+}
+
+bool plk_park_abandon(struct plk_waiter *w, const struct plk_park_ops *ops,
+                      uintptr_t *token)
+{
+    static const struct plk_park_ops no_ops;
+    bool claimed = leave_queue(w, ops ? ops : &no_ops);
+    if (claimed && token)
+        *token = w->token;
+    leave_lot();
+    return claimed;
 }
 
 struct compare_ctx {
@@ -424,7 +424,7 @@ size_t plk_unpark_one(const void *address, plk_unpark_fn fn, void *arg)
 {
     uintptr_t key = (uintptr_t)address;
     struct bucket *b = lock_bucket(key);
-    struct waiter *w = find_from(b->head, key);
+    struct plk_waiter *w = find_from(b->head, key);
     struct plk_unpark_result r = { 0 };
     if (w) {
         r.park_arg = w->park_arg;
@@ -436,7 +436,7 @@ size_t plk_unpark_one(const void *address, plk_unpark_fn fn, void *arg)
     uintptr_t token = fn ? fn(arg, &r) : PLK_TOKEN_NORMAL;
     struct plk_parker *parker = NULL;
     if (w) {
-        parker = w->parker;
+        parker = &w->parker;
         claim(w, token);
     }
     plk_rawlock_unlock(&b->lock);
@@ -446,11 +446,11 @@ size_t plk_unpark_one(const void *address, plk_unpark_fn fn, void *arg)
 }
 
 // Wakes a list of claimed waiters linked through `next`.
-static void wake_list(struct waiter *w)
+static void wake_list(struct plk_waiter *w)
 {
     while (w) {
-        struct waiter *next = w->next;
-        plk_parker_wake(w->parker); // w may be gone after this
+        struct plk_waiter *next = w->next;
+        plk_parker_wake(&w->parker); // w may be gone after this
         w = next;
     }
 }
@@ -459,9 +459,9 @@ size_t plk_unpark_all(const void *address)
 {
     uintptr_t key = (uintptr_t)address;
     struct bucket *b = lock_bucket(key);
-    struct waiter *woken = NULL, **tail = &woken;
+    struct plk_waiter *woken = NULL, **tail = &woken;
     size_t n = 0;
-    for (struct waiter *w = find_from(b->head, key), *next; w;
+    for (struct plk_waiter *w = find_from(b->head, key), *next; w;
          w = find_from(next, key)) {
         next = w->next;
         dequeue(b, w);
@@ -505,10 +505,10 @@ plk_unpark_requeue(const void *from, const void *to,
                             : 0;
     if (key_from == key_to)
         move_limit = 0; // already where they would go
-    struct waiter *woken = NULL, **woken_tail = &woken;
-    struct waiter *w = find_from(bf->head, key_from);
+    struct plk_waiter *woken = NULL, **woken_tail = &woken;
+    struct plk_waiter *w = find_from(bf->head, key_from);
     while (w && r.unparked < wake_limit) {
-        struct waiter *next = w->next;
+        struct plk_waiter *next = w->next;
         if (!woken)
             r.park_arg = w->park_arg;
         dequeue(bf, w);
@@ -522,7 +522,7 @@ plk_unpark_requeue(const void *from, const void *to,
     // waiter cannot be met again when both addresses share the bucket,
     // because its key is no longer `from`.
     while (w && r.requeued < move_limit) {
-        struct waiter *next = w->next;
+        struct plk_waiter *next = w->next;
         dequeue(bf, w);
         atomic_store_explicit(&w->address, key_to, memory_order_relaxed);
         enqueue(bt, w);
@@ -534,7 +534,7 @@ plk_unpark_requeue(const void *from, const void *to,
         r.be_fair = time_to_be_fair(bf);
 
     uintptr_t token = callback ? callback(arg, op, &r) : PLK_TOKEN_NORMAL;
-    for (struct waiter *v = woken; v; v = v->next)
+    for (struct plk_waiter *v = woken; v; v = v->next)
         claim(v, token);
     unlock_bucket_pair(bf, bt);
     wake_list(woken);
@@ -567,7 +567,6 @@ void plk_parking_lot_fork_child(void)
     }
     atomic_store_explicit(&parked_threads, 0, memory_order_relaxed);
     fork_locked_table = NULL;
-    plk_parker_arm(plk_parker_self());
 }
 
 void plk_parking_lot_after_fork(void)

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "clock.h"
+#include "parker.h"
 
 enum plk_park_result {
     PLK_PARK_OK,      // woken by an unpark (see the token)
@@ -62,6 +63,36 @@ struct plk_park_ops {
     // `was_last` says no other thread is parked on `key`.
     void (*timed_out)(void *ctx, const void *key, bool was_last);
     void *ctx;
+    // The sleep is a thread-cancellation point (see plk_parker_wait_ex). The
+    // caller must then own the waiter (plk_park_waiter) and call
+    // plk_park_abandon from its cancellation cleanup.
+    bool cancellable;
+};
+
+/*
+ * A parked thread's entry in its bucket's queue. Normally it lives on
+ * plk_park_ex's stack; plk_park_waiter lets the caller place it where a
+ * cancellation cleanup handler can still reach it. Opaque to callers.
+ *
+ *   next, prev  links in its bucket's queue            (bucket lock)
+ *   address     the key it waits on; requeue rewrites it while holding both
+ *               buckets' locks, so the owner reads it atomically, locks that
+ *               bucket and checks it again                  (bucket lock)
+ *   park_arg    fixed before enqueueing; read by unpark callbacks
+ *   token       set by the unparker before the wake-up (bucket lock; the
+ *               owner reads it after seeing WOKEN, an acquire)
+ *   dequeued    set by the unparker that claimed this entry (bucket lock)
+ *   parker      the futex word the thread sleeps on; the unparker's store of
+ *               WOKEN is its last access to this entry
+ */
+struct plk_waiter {
+    struct plk_waiter *next;
+    struct plk_waiter *prev;
+    _Atomic uintptr_t address;
+    void *park_arg;
+    uintptr_t token;
+    bool dequeued;
+    struct plk_parker parker;
 };
 
 // Parks the calling thread on `address` if *address == *expected, comparing
@@ -83,6 +114,19 @@ enum plk_park_result plk_park_ex(const void *address,
                                  const struct plk_park_ops *ops,
                                  const struct plk_deadline *deadline,
                                  void *park_arg, uintptr_t *token);
+
+// plk_park_ex with caller-provided storage for the queue entry.
+enum plk_park_result plk_park_waiter(struct plk_waiter *w, const void *address,
+                                     const struct plk_park_ops *ops,
+                                     const struct plk_deadline *deadline,
+                                     void *park_arg, uintptr_t *token);
+
+// For a cancellable park that was unwound out of its sleep: leaves the queue
+// as a timeout would (running ops->timed_out), or, when an unparker already
+// claimed `w`, waits for that wake-up. Returns true in the second case, with
+// the unparker's token in *token.
+bool plk_park_abandon(struct plk_waiter *w, const struct plk_park_ops *ops,
+                      uintptr_t *token);
 
 // Wakes the first thread parked on `address`, if any. `fn` (may be NULL) runs
 // under the bucket lock whether or not a thread was found; its return value
