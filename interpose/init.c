@@ -1,0 +1,69 @@
+// Process-level wiring: the constructor, fork hooks, cancellation hooks and
+// the exported query function.
+#include <pthread.h>
+
+#include "export.h"
+#include "internal.h"
+#include "parker.h"
+#include "parking_lot.h"
+#include "real.h"
+#include "settings.h"
+#include "thread_id.h"
+
+__thread pid_t plk_cached_tid __attribute__((tls_model("initial-exec")));
+
+static void fork_prepare(void)
+{
+    plk_parking_lot_fork_prepare();
+}
+
+static void fork_parent(void)
+{
+    plk_parking_lot_fork_parent();
+}
+
+static void fork_child(void)
+{
+    plk_parking_lot_fork_child();
+    forget_tid();
+}
+
+// A cancellable sleep runs with asynchronous cancellation enabled, as glibc's
+// futex waits in pthread_cond_wait do; enabling it acts on a cancellation
+// that is already pending.
+static int enter_cancellable(void)
+{
+    int old;
+    pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, &old);
+    return old;
+}
+
+static void leave_cancellable(int old)
+{
+    pthread_setcanceltype(old, NULL);
+}
+
+void plk_interpose_init(void)
+{
+    plk_settings_load();
+    plk_parker_set_cancel_hooks(enter_cancellable, leave_cancellable);
+    // Registered as early as possible, so that our prepare runs last and our
+    // parent/child hooks first around any fork.
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    real_resolve_all();
+}
+
+// Priority 101: before ordinary constructors of the program and of libraries
+// loaded after us. Entry points called even earlier work too: settings load
+// on first use and glibc's functions resolve lazily.
+__attribute__((constructor(101))) static void parklock_constructor(void)
+{
+    plk_interpose_init();
+}
+
+// Which engine this process runs on: "parkinglot" or "glibc". Lets tests and
+// tools check that the preload really took effect.
+PLK_EXPORT const char *parklock_engine(void)
+{
+    return use_glibc() ? "glibc" : "parkinglot";
+}

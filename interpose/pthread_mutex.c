@@ -1,0 +1,161 @@
+// pthread_mutex_* on the parking lot (see layout.h for the field roles).
+//
+// Normal, adaptive, errorcheck and recursive mutexes run on the parking lot;
+// every other kind (process-shared, robust, priority-inherit/protect,
+// destroyed, garbage) and every call under PARKLOCK_ENGINE=glibc goes to
+// glibc. The kind is fixed at initialisation, so the choice is stable.
+#include <errno.h>
+#include <pthread.h>
+
+#include "export.h"
+#include "internal.h"
+#include "layout.h"
+#include "mutex_state.h"
+#include "real.h"
+#include "settings.h"
+
+static inline bool on_parkinglot(int kind)
+{
+    return kind_is_parkinglot(kind) && !use_glibc();
+}
+
+int plk_pthread_mutex_init(pthread_mutex_t *m, const pthread_mutexattr_t *attr)
+{
+    // glibc validates the attributes and lays out __kind (and, for
+    // priority-protect, the ceiling in __lock); the rest starts zeroed.
+    return real_mutex_init(m, attr);
+}
+
+int plk_pthread_mutex_destroy(pthread_mutex_t *m)
+{
+    // glibc's destroy reads only __kind and __nusers, which we keep as it
+    // does: EBUSY while locked (or while a cond wait holds it), then kind -1.
+    return real_mutex_destroy(m);
+}
+
+// Locks a parking-lot mutex of `kind`; `abstime` NULL waits forever.
+static int lock_slow(pthread_mutex_t *m, int kind, clockid_t clock,
+                     const struct timespec *abstime)
+{
+    int type = kind_type(kind);
+    pid_t tid = self_tid();
+    int r = relock_by_owner(m, type, tid);
+    if (r >= 0)
+        return r;
+    struct plk_mutex *word = mutex_word(m);
+    if (!abstime) {
+        plk_mutex_lock(word);
+    } else if (!plk_mutex_trylock(word)) {
+        // glibc looks at the timeout only once it has to wait.
+        if (!valid_nsec(abstime))
+            return EINVAL;
+        struct plk_deadline d = { .when = *abstime, .clock = clock };
+        if (!plk_mutex_timedlock(word, &d))
+            return ETIMEDOUT;
+    }
+    note_locked(m, type, tid);
+    return 0;
+}
+
+int plk_pthread_mutex_lock(pthread_mutex_t *m)
+{
+    int kind = mutex_kind(m);
+    if (__builtin_expect(!on_parkinglot(kind), 0))
+        return real_mutex_lock(m);
+    int type = kind_type(kind);
+    if (__builtin_expect(type == TYPE_NORMAL || type == TYPE_ADAPTIVE, 1)) {
+        plk_mutex_lock(mutex_word(m));
+        note_locked(m, type, self_tid());
+        return 0;
+    }
+    return lock_slow(m, kind, CLOCK_REALTIME, NULL);
+}
+
+int plk_pthread_mutex_trylock(pthread_mutex_t *m)
+{
+    int kind = mutex_kind(m);
+    if (!on_parkinglot(kind))
+        return real_mutex_trylock(m);
+    int type = kind_type(kind);
+    pid_t tid = self_tid();
+    if (type == TYPE_RECURSIVE) {
+        int r = relock_by_owner(m, type, tid);
+        if (r >= 0)
+            return r;
+    }
+    // An errorcheck owner gets EBUSY, like everyone else (glibc does so).
+    if (!plk_mutex_trylock(mutex_word(m)))
+        return EBUSY;
+    note_locked(m, type, tid);
+    return 0;
+}
+
+int plk_pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t clock,
+                                const struct timespec *abstime)
+{
+    if (!valid_clock(clock))
+        return EINVAL;
+    int kind = mutex_kind(m);
+    if (!on_parkinglot(kind))
+        return real_mutex_clocklock(m, clock, abstime);
+    return lock_slow(m, kind, clock, abstime);
+}
+
+int plk_pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *abstime)
+{
+    int kind = mutex_kind(m);
+    if (!on_parkinglot(kind))
+        return real_mutex_timedlock(m, abstime);
+    return lock_slow(m, kind, CLOCK_REALTIME, abstime);
+}
+
+int plk_pthread_mutex_unlock(pthread_mutex_t *m)
+{
+    int kind = mutex_kind(m);
+    if (__builtin_expect(!on_parkinglot(kind), 0))
+        return real_mutex_unlock(m);
+    int type = kind_type(kind);
+    if (__builtin_expect(type != TYPE_NORMAL && type != TYPE_ADAPTIVE, 0)) {
+        pid_t tid = self_tid();
+        int r = check_owner(m, type, tid);
+        if (r)
+            return r;
+        if (type == TYPE_RECURSIVE && --m->__data.__count != 0)
+            return 0;
+    }
+    note_unlocking(m);
+    plk_mutex_unlock(mutex_word(m)); // last access to *m
+    return 0;
+}
+
+// Robust and priority-protect operations only make sense for kinds glibc
+// runs; for ours glibc's answer (EINVAL) comes from the same fields.
+int plk_pthread_mutex_consistent(pthread_mutex_t *m)
+{
+    return real_mutex_consistent(m);
+}
+
+int plk_pthread_mutex_getprioceiling(const pthread_mutex_t *m, int *ceiling)
+{
+    return real_mutex_getprioceiling(m, ceiling);
+}
+
+int plk_pthread_mutex_setprioceiling(pthread_mutex_t *m, int ceiling, int *old)
+{
+    return real_mutex_setprioceiling(m, ceiling, old);
+}
+
+PLK_EXPORT_ALIAS(pthread_mutex_init, plk_pthread_mutex_init);
+PLK_EXPORT_ALIAS(pthread_mutex_destroy, plk_pthread_mutex_destroy);
+PLK_EXPORT_ALIAS(pthread_mutex_lock, plk_pthread_mutex_lock);
+PLK_EXPORT_ALIAS(pthread_mutex_trylock, plk_pthread_mutex_trylock);
+PLK_EXPORT_ALIAS(pthread_mutex_timedlock, plk_pthread_mutex_timedlock);
+PLK_EXPORT_ALIAS(pthread_mutex_clocklock, plk_pthread_mutex_clocklock);
+PLK_EXPORT_ALIAS(pthread_mutex_unlock, plk_pthread_mutex_unlock);
+PLK_EXPORT_ALIAS(pthread_mutex_consistent, plk_pthread_mutex_consistent);
+// <pthread.h> redirects the deprecated _np name, so it is spelled in asm.
+extern __typeof__(plk_pthread_mutex_consistent) plk_consistent_np
+    __asm__("pthread_mutex_consistent_np")
+    __attribute__((alias("plk_pthread_mutex_consistent"), visibility("default")));
+PLK_EXPORT_ALIAS(pthread_mutex_getprioceiling, plk_pthread_mutex_getprioceiling);
+PLK_EXPORT_ALIAS(pthread_mutex_setprioceiling, plk_pthread_mutex_setprioceiling);
