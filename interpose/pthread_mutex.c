@@ -57,18 +57,42 @@ static int lock_slow(pthread_mutex_t *m, int kind, clockid_t clock,
     return 0;
 }
 
-int plk_pthread_mutex_lock(pthread_mutex_t *m)
+// Normal and adaptive mutexes on the parking lot: the only kinds whose
+// uncontended lock and unlock need no ownership check.
+static inline bool simple_fast_path(int kind)
+{
+    int k = kind & ~(KIND_ELISION | KIND_NO_ELISION);
+    return (k == TYPE_NORMAL || k == TYPE_ADAPTIVE) &&
+           atomic_load_explicit(&plk_engine_selected, memory_order_relaxed) ==
+               PLK_ENGINE_PARKINGLOT;
+}
+
+static __attribute__((noinline)) int lock_dispatch(pthread_mutex_t *m)
 {
     int kind = mutex_kind(m);
-    if (__builtin_expect(!on_parkinglot(kind), 0))
+    if (!on_parkinglot(kind))
         return real_mutex_lock(m);
-    int type = kind_type(kind);
-    if (__builtin_expect(type == TYPE_NORMAL || type == TYPE_ADAPTIVE, 1)) {
-        plk_mutex_lock(mutex_word(m));
-        note_locked(m, type, self_tid());
-        return 0;
-    }
     return lock_slow(m, kind, CLOCK_REALTIME, NULL);
+}
+
+// The fast path is a leaf ending in tail calls: no stack frame when the CAS
+// succeeds.
+int plk_pthread_mutex_lock(pthread_mutex_t *m)
+{
+    if (__builtin_expect(simple_fast_path(mutex_kind(m)), 1)) {
+        pid_t tid = plk_cached_tid;
+        uint32_t expected = 0;
+        if (__builtin_expect(tid != 0, 1) &&
+            atomic_compare_exchange_strong_explicit(&mutex_word(m)->word, &expected,
+                                                    PLK_MUTEX_LOCKED,
+                                                    memory_order_acquire,
+                                                    memory_order_relaxed)) {
+            m->__data.__owner = tid;
+            m->__data.__nusers++;
+            return 0;
+        }
+    }
+    return lock_dispatch(m);
 }
 
 int plk_pthread_mutex_trylock(pthread_mutex_t *m)
@@ -109,15 +133,14 @@ int plk_pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *absti
     return lock_slow(m, kind, CLOCK_REALTIME, abstime);
 }
 
-int plk_pthread_mutex_unlock(pthread_mutex_t *m)
+static __attribute__((noinline)) int unlock_dispatch(pthread_mutex_t *m)
 {
     int kind = mutex_kind(m);
-    if (__builtin_expect(!on_parkinglot(kind), 0))
+    if (!on_parkinglot(kind))
         return real_mutex_unlock(m);
     int type = kind_type(kind);
-    if (__builtin_expect(type != TYPE_NORMAL && type != TYPE_ADAPTIVE, 0)) {
-        pid_t tid = self_tid();
-        int r = check_owner(m, type, tid);
+    if (type != TYPE_NORMAL && type != TYPE_ADAPTIVE) {
+        int r = check_owner(m, type, self_tid());
         if (r)
             return r;
         if (type == TYPE_RECURSIVE && --m->__data.__count != 0)
@@ -126,6 +149,26 @@ int plk_pthread_mutex_unlock(pthread_mutex_t *m)
     note_unlocking(m);
     plk_mutex_unlock(mutex_word(m)); // last access to *m
     return 0;
+}
+
+static __attribute__((noinline)) int unlock_wake(pthread_mutex_t *m)
+{
+    plk_mutex_unlock_slow(mutex_word(m), false);
+    return 0;
+}
+
+int plk_pthread_mutex_unlock(pthread_mutex_t *m)
+{
+    if (__builtin_expect(!simple_fast_path(mutex_kind(m)), 0))
+        return unlock_dispatch(m);
+    note_unlocking(m);
+    uint32_t expected = PLK_MUTEX_LOCKED;
+    if (__builtin_expect(atomic_compare_exchange_strong_explicit(
+                             &mutex_word(m)->word, &expected, 0,
+                             memory_order_release, memory_order_relaxed),
+                         1))
+        return 0; // last access to *m
+    return unlock_wake(m);
 }
 
 // Robust and priority-protect operations only make sense for kinds glibc

@@ -12,7 +12,7 @@ enum plk_engine {
     PLK_ENGINE_GLIBC,      // forward every call to glibc unchanged
 };
 
-extern _Atomic int plk_engine_selected;
+extern _Atomic int plk_engine_selected __attribute__((visibility("hidden")));
 
 // Reads the environment (once per process; later calls wait for the first)
 // and returns the engine.

@@ -5,7 +5,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-extern __thread pid_t plk_cached_tid __attribute__((tls_model("initial-exec")));
+extern __thread pid_t plk_cached_tid
+    __attribute__((tls_model("initial-exec"), visibility("hidden")));
 
 static inline pid_t self_tid(void)
 {
