@@ -10,8 +10,6 @@
 #include "settings.h"
 #include "thread_id.h"
 
-__thread pid_t plk_cached_tid __attribute__((tls_model("initial-exec")));
-
 static void fork_prepare(void)
 {
     plk_parking_lot_fork_prepare();
@@ -45,6 +43,7 @@ static void leave_cancellable(int old)
 
 void plk_interpose_init(void)
 {
+    plk_tid_init();
     plk_settings_load();
     plk_parker_set_cancel_hooks(enter_cancellable, leave_cancellable);
     // Registered as early as possible, so that our prepare runs last and our

@@ -45,9 +45,13 @@ struct wait_state {
     int relock_error; // MODE_GLIBC: what glibc's relock returned
 };
 
+// glibc's own wait releases with unlock_usercnt(m, 0), which leaves
+// __nusers alone (its destroy then says EBUSY); the public unlock and lock
+// used here drop and restore it, so compensate while holding the mutex.
 static void glibc_unlock(void *arg)
 {
     struct wait_state *ws = arg;
+    ws->m->__data.__nusers++;
     real_mutex_unlock(ws->m);
 }
 
@@ -55,6 +59,8 @@ static void glibc_lock(void *arg)
 {
     struct wait_state *ws = arg;
     ws->relock_error = real_mutex_lock(ws->m);
+    if (ws->relock_error == 0 || ws->relock_error == EOWNERDEAD)
+        ws->m->__data.__nusers--;
 }
 
 static void keep_locked(void *arg)

@@ -6,6 +6,7 @@
 // glibc. The kind is fixed at initialisation, so the choice is stable.
 #include <errno.h>
 #include <pthread.h>
+#include <string.h>
 
 #include "export.h"
 #include "internal.h"
@@ -19,10 +20,43 @@ static inline bool on_parkinglot(int kind)
     return kind_is_parkinglot(kind) && !use_glibc();
 }
 
+// glibc's pthread_mutexattr_t is one int: the type in the low bits, these
+// flags above (nptl/pthreadP.h).
+#define MUTEXATTR_FLAG_BITS 0xf0fff000 // robust, pshared, protocol, ceiling
+
+// The __kind glibc's init would store for `attr` when it is an ordinary
+// private mutex (the attribute read through its public getters, the type
+// bits taken as glibc takes them); false for anything else.
+static bool ordinary_kind(const pthread_mutexattr_t *attr, int *kind)
+{
+    if (!attr) {
+        *kind = 0;
+        return true;
+    }
+    int pshared, robust, protocol;
+    if (pthread_mutexattr_getpshared(attr, &pshared) ||
+        pshared != PTHREAD_PROCESS_PRIVATE ||
+        pthread_mutexattr_getrobust(attr, &robust) || robust != PTHREAD_MUTEX_STALLED ||
+        pthread_mutexattr_getprotocol(attr, &protocol) || protocol != PTHREAD_PRIO_NONE)
+        return false;
+    int raw;
+    memcpy(&raw, attr, sizeof raw);
+    *kind = raw & ~MUTEXATTR_FLAG_BITS;
+    return kind_is_parkinglot(*kind);
+}
+
 int plk_pthread_mutex_init(pthread_mutex_t *m, const pthread_mutexattr_t *attr)
 {
-    // glibc validates the attributes and lays out __kind (and, for
-    // priority-protect, the ceiling in __lock); the rest starts zeroed.
+    // Ordinary mutexes are laid out here, as glibc would (all zero but
+    // __kind), so that a malloc initialising its mutexes before parklock's
+    // constructor never needs a symbol lookup. glibc validates and lays out
+    // everything else (robust, shared, PI, PP with its ceiling in __lock).
+    int kind;
+    if (!use_glibc() && ordinary_kind(attr, &kind)) {
+        memset(m, 0, sizeof *m);
+        __atomic_store_n(&m->__data.__kind, kind, __ATOMIC_RELAXED);
+        return 0;
+    }
     return real_mutex_init(m, attr);
 }
 
@@ -46,7 +80,10 @@ static int lock_slow(pthread_mutex_t *m, int kind, clockid_t clock,
     if (!abstime) {
         plk_mutex_lock(word);
     } else if (!plk_mutex_trylock(word)) {
-        // glibc looks at the timeout only once it has to wait.
+        // glibc looks at the timeout only once it has to wait, and then at
+        // a negative tv_sec (a past deadline) before tv_nsec.
+        if (abstime->tv_sec < 0)
+            return ETIMEDOUT;
         if (!valid_nsec(abstime))
             return EINVAL;
         struct plk_deadline d = { .when = *abstime, .clock = clock };
@@ -80,7 +117,7 @@ static __attribute__((noinline)) int lock_dispatch(pthread_mutex_t *m)
 int plk_pthread_mutex_lock(pthread_mutex_t *m)
 {
     if (__builtin_expect(simple_fast_path(mutex_kind(m)), 1)) {
-        pid_t tid = plk_cached_tid;
+        pid_t tid = descriptor_tid();
         uint32_t expected = 0;
         if (__builtin_expect(tid != 0, 1) &&
             atomic_compare_exchange_strong_explicit(&mutex_word(m)->word, &expected,
@@ -196,6 +233,15 @@ PLK_EXPORT_ALIAS(pthread_mutex_timedlock, plk_pthread_mutex_timedlock);
 PLK_EXPORT_ALIAS(pthread_mutex_clocklock, plk_pthread_mutex_clocklock);
 PLK_EXPORT_ALIAS(pthread_mutex_unlock, plk_pthread_mutex_unlock);
 PLK_EXPORT_ALIAS(pthread_mutex_consistent, plk_pthread_mutex_consistent);
+
+// glibc's old aliases, still exported for binaries linked against the
+// libpthread of glibc < 2.34: left to glibc, a thread blocked in one of
+// them would never be woken by parklock's unlock.
+PLK_EXPORT_ALIAS(__pthread_mutex_init, plk_pthread_mutex_init);
+PLK_EXPORT_ALIAS(__pthread_mutex_destroy, plk_pthread_mutex_destroy);
+PLK_EXPORT_ALIAS(__pthread_mutex_lock, plk_pthread_mutex_lock);
+PLK_EXPORT_ALIAS(__pthread_mutex_trylock, plk_pthread_mutex_trylock);
+PLK_EXPORT_ALIAS(__pthread_mutex_unlock, plk_pthread_mutex_unlock);
 // <pthread.h> redirects the deprecated _np name, so it is spelled in asm.
 extern __typeof__(plk_pthread_mutex_consistent) plk_consistent_np
     __asm__("pthread_mutex_consistent_np")

@@ -2,55 +2,27 @@
 
 #include <dlfcn.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 
 #include "log.h"
 
-/* Link-time bindings to glibc's compat aliases of the basic functions. */
-extern int compat_mutex_init(pthread_mutex_t *, const pthread_mutexattr_t *)
-    __asm__("__pthread_mutex_init");
-extern int compat_mutex_destroy(pthread_mutex_t *) __asm__("__pthread_mutex_destroy");
-extern int compat_mutex_lock(pthread_mutex_t *) __asm__("__pthread_mutex_lock");
-extern int compat_mutex_trylock(pthread_mutex_t *) __asm__("__pthread_mutex_trylock");
-extern int compat_mutex_unlock(pthread_mutex_t *) __asm__("__pthread_mutex_unlock");
-__asm__(".symver __pthread_mutex_init,__pthread_mutex_init@GLIBC_2.2.5");
-__asm__(".symver __pthread_mutex_destroy,__pthread_mutex_destroy@GLIBC_2.2.5");
-__asm__(".symver __pthread_mutex_lock,__pthread_mutex_lock@GLIBC_2.2.5");
-__asm__(".symver __pthread_mutex_trylock,__pthread_mutex_trylock@GLIBC_2.2.5");
-__asm__(".symver __pthread_mutex_unlock,__pthread_mutex_unlock@GLIBC_2.2.5");
-
-int real_mutex_init(pthread_mutex_t *m, const pthread_mutexattr_t *attr)
-{
-    return compat_mutex_init(m, attr);
-}
-
-int real_mutex_destroy(pthread_mutex_t *m)
-{
-    return compat_mutex_destroy(m);
-}
-
-int real_mutex_lock(pthread_mutex_t *m)
-{
-    return compat_mutex_lock(m);
-}
-
-int real_mutex_trylock(pthread_mutex_t *m)
-{
-    return compat_mutex_trylock(m);
-}
-
-int real_mutex_unlock(pthread_mutex_t *m)
-{
-    return compat_mutex_unlock(m);
-}
-
 /* Lazily resolved functions. Racing resolvers store the same pointer. */
+
+// A lookup that needed one of these functions itself would recurse forever;
+// glibc's dlvsym does not (it allocates only to report errors), and the
+// constructor resolves everything early. Should it ever happen, say so.
+static __thread bool resolving __attribute__((tls_model("initial-exec")));
 
 static void *lookup(void *_Atomic *slot, const char *name, const char *version)
 {
     void *fn = atomic_load_explicit(slot, memory_order_acquire);
     if (fn)
         return fn;
+    if (resolving)
+        plk_fatal("recursion while looking up glibc's ", name, NULL);
+    resolving = true;
     fn = dlvsym(RTLD_NEXT, name, version);
+    resolving = false;
     if (!fn)
         plk_fatal("cannot find glibc's ", name, "@", version, NULL);
     atomic_store_explicit(slot, fn, memory_order_release);
@@ -69,6 +41,16 @@ static void *lookup(void *_Atomic *slot, const char *name, const char *version)
 // Every lazily resolved function: return type, name, glibc symbol, version,
 // parameters, arguments.
 #define LAZY_FUNCTIONS(X)                                                          \
+    X(int, mutex_init, "pthread_mutex_init", "GLIBC_2.2.5",                        \
+      (pthread_mutex_t * m, const pthread_mutexattr_t *a), (m, a))                 \
+    X(int, mutex_destroy, "pthread_mutex_destroy", "GLIBC_2.2.5",                  \
+      (pthread_mutex_t * m), (m))                                                  \
+    X(int, mutex_lock, "pthread_mutex_lock", "GLIBC_2.2.5",                        \
+      (pthread_mutex_t * m), (m))                                                  \
+    X(int, mutex_trylock, "pthread_mutex_trylock", "GLIBC_2.34",                   \
+      (pthread_mutex_t * m), (m))                                                  \
+    X(int, mutex_unlock, "pthread_mutex_unlock", "GLIBC_2.2.5",                    \
+      (pthread_mutex_t * m), (m))                                                  \
     X(int, mutex_timedlock, "pthread_mutex_timedlock", "GLIBC_2.34",               \
       (pthread_mutex_t * m, const struct timespec *t), (m, t))                     \
     X(int, mutex_clocklock, "pthread_mutex_clocklock", "GLIBC_2.34",               \

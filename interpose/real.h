@@ -1,10 +1,8 @@
-// glibc's own implementations of the functions parklock replaces.
-//
-// The five basic mutex functions are bound at link time to glibc's compat
-// aliases (__pthread_mutex_*@GLIBC_2.2.5): no dlsym, so a malloc that locks
-// mutexes (jemalloc) can never recurse into symbol lookup. The rest are
-// looked up lazily with dlvsym(RTLD_NEXT, name, version), at the version a
-// program built today binds to.
+// glibc's own implementations of the functions parklock replaces, looked up
+// with dlvsym(RTLD_NEXT, name, version) at the version a program built today
+// binds to: in the constructor, or lazily if called before it. (parklock
+// also defines glibc's old __pthread_mutex_* aliases, so it cannot bind to
+// those at link time: they would resolve to itself.)
 #ifndef PLK_REAL_H
 #define PLK_REAL_H
 
