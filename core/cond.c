@@ -25,13 +25,26 @@ static bool record_mutex(void *arg)
     return true;
 }
 
-static void release_mutex(void *arg)
+static bool release_mutex(void *arg)
 {
     struct plk_cond_waiter *w = arg;
-    if (w->m.word)
+    if (w->m.word) {
         plk_mutex_unlock(w->m.word);
-    else
-        w->m.unlock(w->m.arg);
+        return true;
+    }
+    w->unlock_error = w->m.unlock(w->m.arg);
+    return w->unlock_error == 0;
+}
+
+// A waiter leaving without taking the wake-up it was given (cancelled, or
+// its unlock failed) passes a signal on, since POSIX lets no such waiter
+// consume one. A broadcast is not passed on: it reached everyone already,
+// and the cond may be gone.
+static void pass_on_signal(struct plk_cond_waiter *w, bool claimed, uintptr_t token)
+{
+    if ((claimed && token == PLK_TOKEN_SIGNALLED) ||
+        w->waiter.requeued_by == PLK_REQUEUE_REQUEUE_ONE)
+        plk_cond_signal(w->c);
 }
 
 static void reacquire_mutex(struct plk_cond_waiter *w)
@@ -59,13 +72,16 @@ static void left_on_timeout(void *arg, const void *key, bool was_last)
         atomic_store_explicit(&w->c->mutex, 0, memory_order_relaxed);
 }
 
-bool plk_cond_wait_with(struct plk_cond_waiter *cw, struct plk_cond *c,
-                        const struct plk_cond_mutex *m,
-                        const struct plk_deadline *deadline, bool cancellable)
+enum plk_cond_wait_result plk_cond_wait_with(struct plk_cond_waiter *cw,
+                                             struct plk_cond *c,
+                                             const struct plk_cond_mutex *m,
+                                             const struct plk_deadline *deadline,
+                                             bool cancellable)
 {
     cw->c = c;
     cw->m = *m;
     cw->requeued = false;
+    cw->unlock_error = 0;
     cw->ops = (struct plk_park_ops){
         .validate = record_mutex,
         .before_sleep = release_mutex,
@@ -76,11 +92,16 @@ bool plk_cond_wait_with(struct plk_cond_waiter *cw, struct plk_cond *c,
     uintptr_t token = PLK_TOKEN_NORMAL;
     enum plk_park_result r = plk_park_waiter(&cw->waiter, c, &cw->ops, deadline,
                                              NULL, &token);
-    // From here on `c` is not touched: it may already be destroyed.
+    // From here on `c` is not touched (it may already be destroyed), except
+    // to pass on a signal this failed wait was given.
+    if (cw->unlock_error) {
+        pass_on_signal(cw, r == PLK_PARK_OK, token);
+        return PLK_COND_UNLOCK_FAILED;
+    }
     if (r == PLK_PARK_OK && token == PLK_TOKEN_HANDOFF)
-        return true; // requeued, then handed the mutex by its unlocker
+        return PLK_COND_WOKEN; // requeued, then handed the mutex by its unlocker
     reacquire_mutex(cw);
-    return r != PLK_PARK_TIMEOUT || cw->requeued;
+    return r == PLK_PARK_TIMEOUT && !cw->requeued ? PLK_COND_TIMEOUT : PLK_COND_WOKEN;
 }
 
 bool plk_cond_wait(struct plk_cond *c, struct plk_mutex *m,
@@ -88,15 +109,14 @@ bool plk_cond_wait(struct plk_cond *c, struct plk_mutex *m,
 {
     struct plk_cond_waiter cw;
     struct plk_cond_mutex cm = { .word = m };
-    return plk_cond_wait_with(&cw, c, &cm, deadline, false);
+    return plk_cond_wait_with(&cw, c, &cm, deadline, false) == PLK_COND_WOKEN;
 }
 
 void plk_cond_wait_abandon(struct plk_cond_waiter *cw)
 {
     uintptr_t token = PLK_TOKEN_NORMAL;
     bool claimed = plk_park_abandon(&cw->waiter, &cw->ops, &token);
-    if (claimed && token == PLK_TOKEN_SIGNALLED)
-        plk_cond_signal(cw->c); // POSIX: a cancelled waiter consumes no signal
+    pass_on_signal(cw, claimed, token);
     if (!(claimed && token == PLK_TOKEN_HANDOFF))
         reacquire_mutex(cw);
 }

@@ -37,13 +37,20 @@ struct plk_cond {
 
 // The mutex a wait releases and reacquires. For a parking-lot mutex set only
 // `word`: waiters can then be requeued onto it. For any other mutex (one the
-// interposer leaves to glibc) set `word` to NULL and give `unlock`/`lock`;
-// such waiters are simply woken.
+// interposer leaves to glibc) set `word` to NULL and give `unlock` (returns
+// 0 or an error, which ends the wait) and `lock`; such waiters are simply
+// woken.
 struct plk_cond_mutex {
     struct plk_mutex *word;
-    void (*unlock)(void *arg);
+    int (*unlock)(void *arg);
     void (*lock)(void *arg);
     void *arg;
+};
+
+enum plk_cond_wait_result {
+    PLK_COND_WOKEN,        // signalled (or, rarely, spuriously); mutex held
+    PLK_COND_TIMEOUT,      // deadline passed; mutex held
+    PLK_COND_UNLOCK_FAILED // `unlock` failed: not waited, mutex as it was
 };
 
 // One wait in progress. The caller owns it so that a cancellation cleanup
@@ -53,7 +60,8 @@ struct plk_cond_waiter {
     struct plk_park_ops ops;
     struct plk_cond *c;
     struct plk_cond_mutex m;
-    bool requeued; // timed out while already moved onto the mutex's queue
+    bool requeued;    // timed out while already moved onto the mutex's queue
+    int unlock_error; // what m.unlock returned
 };
 
 // Atomically releases `m` (which the caller holds) and waits on `c` until
@@ -65,10 +73,12 @@ bool plk_cond_wait(struct plk_cond *c, struct plk_mutex *m,
 
 // The general form: any mutex, caller-owned wait state, and optionally a
 // thread-cancellation point (the sleep runs between the parker's cancel
-// hooks). Same return value as plk_cond_wait.
-bool plk_cond_wait_with(struct plk_cond_waiter *cw, struct plk_cond *c,
-                        const struct plk_cond_mutex *m,
-                        const struct plk_deadline *deadline, bool cancellable);
+// hooks). On PLK_COND_UNLOCK_FAILED, cw->unlock_error holds the error.
+enum plk_cond_wait_result plk_cond_wait_with(struct plk_cond_waiter *cw,
+                                             struct plk_cond *c,
+                                             const struct plk_cond_mutex *m,
+                                             const struct plk_deadline *deadline,
+                                             bool cancellable);
 
 // From a cancellation cleanup handler of an interrupted plk_cond_wait_with:
 // leaves the cond's queue (or takes a wake-up already on its way, passing a

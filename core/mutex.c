@@ -106,6 +106,7 @@ bool plk_mutex_lock_slow(struct plk_mutex *m, const struct plk_deadline *deadlin
                 return true; // the unlocker left it LOCKED for us
             break;
         case PLK_PARK_AGAIN:
+        case PLK_PARK_REFUSED: // no before_sleep here
             break;
         case PLK_PARK_TIMEOUT:
             return false;

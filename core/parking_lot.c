@@ -342,6 +342,7 @@ enum plk_park_result plk_park_waiter(struct plk_waiter *w, const void *address,
         .address = (uintptr_t)address,
         .park_arg = park_arg,
         .token = PLK_TOKEN_NORMAL,
+        .requeued_by = PLK_REQUEUE_ABORT,
     };
 
     enter_lot();
@@ -355,13 +356,14 @@ enum plk_park_result plk_park_waiter(struct plk_waiter *w, const void *address,
     enqueue(b, w);
     plk_rawlock_unlock(&b->lock);
 
-    if (ops->before_sleep)
-        ops->before_sleep(ops->ctx);
-
     enum plk_park_result result = PLK_PARK_OK;
-    if (!plk_parker_wait_ex(&w->parker, deadline, ops->cancellable) &&
-        !leave_queue(w, ops))
+    if (ops->before_sleep && !ops->before_sleep(ops->ctx)) {
+        if (!leave_queue(w, ops))
+            result = PLK_PARK_REFUSED;
+    } else if (!plk_parker_wait_ex(&w->parker, deadline, ops->cancellable) &&
+               !leave_queue(w, ops)) {
         result = PLK_PARK_TIMEOUT;
+    }
     if (result == PLK_PARK_OK && token)
         *token = w->token;
     leave_lot();
@@ -525,6 +527,7 @@ plk_unpark_requeue(const void *from, const void *to,
         struct plk_waiter *next = w->next;
         dequeue(bf, w);
         atomic_store_explicit(&w->address, key_to, memory_order_relaxed);
+        w->requeued_by = (unsigned char)op;
         enqueue(bt, w);
         r.requeued++;
         w = find_from(next, key_from);

@@ -34,6 +34,7 @@ enum plk_park_result {
     PLK_PARK_OK,      // woken by an unpark (see the token)
     PLK_PARK_AGAIN,   // the value differed / validate said no: never slept
     PLK_PARK_TIMEOUT, // the deadline passed before anyone unparked us
+    PLK_PARK_REFUSED, // before_sleep said no: left the queue, never slept
 };
 
 // Unpark tokens: a value the unparker hands to the thread it wakes.
@@ -56,8 +57,11 @@ struct plk_park_ops {
     // Under the bucket lock before enqueueing. Returning false gives AGAIN.
     bool (*validate)(void *ctx);
     // After enqueueing and releasing the bucket lock, before sleeping; e.g.
-    // releasing a mutex. It must not park on the same thread.
-    void (*before_sleep)(void *ctx);
+    // releasing a mutex. Returning false (e.g. the release failed) makes the
+    // thread leave the queue as a timeout would and return REFUSED -- or OK,
+    // if an unparker claimed it meanwhile. It must not park on the same
+    // address.
+    bool (*before_sleep)(void *ctx);
     // Under the bucket lock when the wait timed out and the thread left the
     // queue of `key` (its address, which a requeue may have changed);
     // `was_last` says no other thread is parked on `key`.
@@ -82,6 +86,8 @@ struct plk_park_ops {
  *   token       set by the unparker before the wake-up (bucket lock; the
  *               owner reads it after seeing WOKEN, an acquire)
  *   dequeued    set by the unparker that claimed this entry (bucket lock)
+ *   requeued_by the last requeue op that moved it, or PLK_REQUEUE_ABORT
+ *               (bucket lock; readable by the owner once it left the queue)
  *   parker      the futex word the thread sleeps on; the unparker's store of
  *               WOKEN is its last access to this entry
  */
@@ -92,6 +98,7 @@ struct plk_waiter {
     void *park_arg;
     uintptr_t token;
     bool dequeued;
+    unsigned char requeued_by; // enum plk_requeue_op
     struct plk_parker parker;
 };
 
@@ -124,7 +131,8 @@ enum plk_park_result plk_park_waiter(struct plk_waiter *w, const void *address,
 // For a cancellable park that was unwound out of its sleep: leaves the queue
 // as a timeout would (running ops->timed_out), or, when an unparker already
 // claimed `w`, waits for that wake-up. Returns true in the second case, with
-// the unparker's token in *token.
+// the unparker's token in *token. w->requeued_by tells whether (and how) a
+// requeue moved it meanwhile.
 bool plk_park_abandon(struct plk_waiter *w, const struct plk_park_ops *ops,
                       uintptr_t *token);
 

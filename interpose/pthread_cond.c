@@ -48,11 +48,14 @@ struct wait_state {
 // glibc's own wait releases with unlock_usercnt(m, 0), which leaves
 // __nusers alone (its destroy then says EBUSY); the public unlock and lock
 // used here drop and restore it, so compensate while holding the mutex.
-static void glibc_unlock(void *arg)
+static int glibc_unlock(void *arg)
 {
     struct wait_state *ws = arg;
     ws->m->__data.__nusers++;
-    real_mutex_unlock(ws->m);
+    int r = real_mutex_unlock(ws->m);
+    if (r)
+        ws->m->__data.__nusers--; // not released after all
+    return r;
 }
 
 static void glibc_lock(void *arg)
@@ -63,7 +66,13 @@ static void glibc_lock(void *arg)
         ws->m->__data.__nusers--;
 }
 
-static void keep_locked(void *arg)
+static int keep_locked(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static void stay_locked(void *arg)
 {
     (void)arg;
 }
@@ -101,16 +110,6 @@ static void wait_cancelled(void *arg)
     after_wait(ws);
 }
 
-// Owner checks glibc's wait makes through its unlock: EPERM when the caller
-// may not release the mutex.
-static int glibc_mutex_check(const pthread_mutex_t *m, int kind, pid_t tid)
-{
-    int type = kind_type(kind);
-    bool checked = type == TYPE_RECURSIVE || type == TYPE_ERRORCHECK ||
-                   (kind & KIND_ROBUST);
-    return checked && m->__data.__owner != tid ? EPERM : 0;
-}
-
 static int wait_parkinglot(pthread_cond_t *c, pthread_mutex_t *m,
                            const struct wait_request *req)
 {
@@ -124,15 +123,15 @@ static int wait_parkinglot(pthread_cond_t *c, pthread_mutex_t *m,
             return r;
         if (ws.type == TYPE_RECURSIVE && m->__data.__count > 1) {
             ws.mode = MODE_KEEP;
-            cm.unlock = cm.lock = keep_locked;
+            cm.unlock = keep_locked;
+            cm.lock = stay_locked;
         } else {
             ws.mode = MODE_RELEASE;
             cm.word = mutex_word(m);
         }
     } else {
-        int r = glibc_mutex_check(m, kind, ws.tid);
-        if (r)
-            return r;
+        // glibc's unlock decides (EPERM, EINVAL for a destroyed or garbage
+        // mutex); its error ends the wait at once, as in glibc.
         ws.mode = MODE_GLIBC;
         cm.unlock = glibc_unlock;
         cm.lock = glibc_lock;
@@ -142,15 +141,17 @@ static int wait_parkinglot(pthread_cond_t *c, pthread_mutex_t *m,
     if (req->abstime)
         deadline = (struct plk_deadline){ .when = *req->abstime, .clock = req->clock };
     before_wait(&ws);
-    bool woken;
+    enum plk_cond_wait_result r;
     pthread_cleanup_push(wait_cancelled, &ws);
-    woken = plk_cond_wait_with(&ws.cw, cond_state(c), &cm,
-                               req->abstime ? &deadline : NULL, true);
+    r = plk_cond_wait_with(&ws.cw, cond_state(c), &cm,
+                           req->abstime ? &deadline : NULL, true);
     pthread_cleanup_pop(0);
+    if (r == PLK_COND_UNLOCK_FAILED)
+        return ws.cw.unlock_error;
     after_wait(&ws);
     if (ws.relock_error)
         return ws.relock_error;
-    return woken ? 0 : ETIMEDOUT;
+    return r == PLK_COND_WOKEN ? 0 : ETIMEDOUT;
 }
 
 /* Process-shared condition variables: glibc's. */

@@ -112,10 +112,11 @@ struct waiter {
     bool was_last;
 };
 
-static void mark_queued(void *ctx)
+static bool mark_queued(void *ctx)
 {
     struct waiter *w = ctx;
     atomic_store(&w->queued, true);
+    return true;
 }
 
 static void note_timed_out(void *ctx, const void *key, bool was_last)
@@ -535,9 +536,10 @@ static bool refuse(void *ctx)
     return false;
 }
 
-static void count_before_sleep(void *ctx)
+static bool count_before_sleep(void *ctx)
 {
     ((struct park_probe *)ctx)->before_sleep_calls++;
+    return true;
 }
 
 static void count_timed_out(void *ctx, const void *key, bool was_last)
@@ -574,10 +576,11 @@ struct self_unpark {
     struct unpark_log log;
 };
 
-static void unpark_own_address(void *ctx)
+static bool unpark_own_address(void *ctx)
 {
     struct self_unpark *s = ctx;
     s->found = plk_unpark_one(s->address, log_unpark, &s->log);
+    return true;
 }
 
 START_TEST(before_sleep_runs_after_enqueue)
@@ -598,6 +601,61 @@ START_TEST(before_sleep_runs_after_enqueue)
     ck_assert_ptr_eq(s.log.seen.park_arg, &marker);
     ck_assert(!s.log.seen.has_more_waiters);
     ck_assert_uint_eq(token, (uintptr_t)&marker);
+}
+END_TEST
+
+// before_sleep that refuses, optionally after unparking its own address.
+struct refuser {
+    const void *address;
+    bool unpark_first;
+    size_t timed_out_calls;
+};
+
+static bool refuse_sleep(void *ctx)
+{
+    struct refuser *r = ctx;
+    if (r->unpark_first)
+        plk_unpark_one(r->address, NULL, NULL);
+    return false;
+}
+
+static void count_refused_timeout(void *ctx, const void *key, bool was_last)
+{
+    (void)key;
+    (void)was_last;
+    ((struct refuser *)ctx)->timed_out_calls++;
+}
+
+START_TEST(before_sleep_refusal_leaves_the_queue)
+{
+    // Refused: the thread leaves the queue (timed_out runs) without
+    // sleeping, and nothing stays parked on the address.
+    static uint32_t word;
+    struct refuser r = { .address = &word };
+    const struct plk_park_ops ops = { .before_sleep = refuse_sleep,
+                                      .timed_out = count_refused_timeout,
+                                      .ctx = &r };
+    ck_assert_int_eq(plk_park_ex(&word, &ops, NULL, NULL, NULL), PLK_PARK_REFUSED);
+    ck_assert_uint_eq(r.timed_out_calls, 1);
+    ck_assert_uint_eq(plk_unpark_one(&word, NULL, NULL), 0);
+    ck_assert_uint_eq(plk_parking_lot_parked_threads(), 0);
+}
+END_TEST
+
+START_TEST(before_sleep_refusal_after_claim_reports_ok)
+{
+    // Claimed before refusing: the wake-up was given to us, so the park
+    // reports OK (with the unparker's token) rather than losing it.
+    static uint32_t word;
+    struct refuser r = { .address = &word, .unpark_first = true };
+    const struct plk_park_ops ops = { .before_sleep = refuse_sleep,
+                                      .timed_out = count_refused_timeout,
+                                      .ctx = &r };
+    uintptr_t token = 99;
+    ck_assert_int_eq(plk_park_ex(&word, &ops, NULL, NULL, &token), PLK_PARK_OK);
+    ck_assert_uint_eq(token, PLK_TOKEN_NORMAL);
+    ck_assert_uint_eq(r.timed_out_calls, 0);
+    ck_assert_uint_eq(plk_parking_lot_parked_threads(), 0);
 }
 END_TEST
 
@@ -924,9 +982,10 @@ struct churner {
     int bad;             // any other result or token
 };
 
-static void count_queued(void *ctx)
+static bool count_queued(void *ctx)
 {
     atomic_fetch_add(&((struct churner *)ctx)->queued, 1);
+    return true;
 }
 
 static void *churner_main(void *arg)
@@ -1058,6 +1117,8 @@ static void *race_waiter(void *arg)
         case PLK_PARK_AGAIN:
             atomic_fetch_add(&race->again, 1);
             break;
+        case PLK_PARK_REFUSED:
+            ck_abort_msg("REFUSED without a before_sleep");
         }
     }
     return NULL;
@@ -1248,6 +1309,8 @@ Suite *parking_lot_suite(void)
     tcase_add_test(callbacks, validate_false_gives_again_without_sleeping);
     tcase_add_test(callbacks, before_sleep_runs_after_enqueue);
     tcase_add_test(callbacks, wakeup_right_after_before_sleep_is_not_lost);
+    tcase_add_test(callbacks, before_sleep_refusal_leaves_the_queue);
+    tcase_add_test(callbacks, before_sleep_refusal_after_claim_reports_ok);
     suite_add_tcase(s, callbacks);
 
     TCase *unpark = tcase_create("unpark");
