@@ -49,8 +49,25 @@ static _Atomic(struct table *) current_table = &initial_table;
 // Threads inside plk_park_ex right now; the table grows with its high mark.
 static _Atomic size_t parked_threads;
 
-// The table whose locks fork_prepare took, for fork_parent to release.
-static struct table *fork_locked_table;
+/*
+ * Fork. The child's only thread is the one that forked: every queued waiter
+ * and every held bucket lock belongs to a thread that does not exist there,
+ * so the child must reset the table before its first use. Other libraries'
+ * atfork handlers may lock and unlock mutexes (jemalloc's do) before or
+ * after ours, in either process, so the reset cannot rely on the order of
+ * atfork handlers, and the parent must never hold bucket locks across fork.
+ * Instead a page mapped with MADV_WIPEONFORK reads ALIVE in the process that
+ * mapped it and 0 in any forked child (with or without atfork handlers:
+ * _Fork too); the first table access in the child sees 0 and resets.
+ */
+enum { SENTINEL_FORKED = 0, SENTINEL_ALIVE = 1, SENTINEL_RESETTING = 2 };
+
+// NULL until mapped; &sentinel_unsupported if MADV_WIPEONFORK is missing
+// (then only the atfork child handler resets).
+static _Atomic uint32_t *_Atomic fork_sentinel;
+static _Atomic uint32_t sentinel_unsupported = SENTINEL_ALIVE;
+
+static void reset_table(void);
 
 static size_t table_size(const struct table *t)
 {
@@ -63,8 +80,50 @@ static size_t hash(uintptr_t address, unsigned log2)
     return (size_t)(((uint64_t)address * 0x9E3779B97F4A7C15ull) >> (64 - log2));
 }
 
+static void map_sentinel(void)
+{
+    void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    _Atomic uint32_t *s = &sentinel_unsupported;
+    if (page != MAP_FAILED) {
+        if (madvise(page, 4096, MADV_WIPEONFORK) == 0) {
+            s = page;
+            atomic_store_explicit(s, SENTINEL_ALIVE, memory_order_relaxed);
+        } else {
+            munmap(page, 4096);
+        }
+    }
+    _Atomic uint32_t *expected = NULL;
+    if (!atomic_compare_exchange_strong(&fork_sentinel, &expected, s) &&
+        s != &sentinel_unsupported)
+        munmap((void *)s, 4096); // another thread mapped one first
+}
+
+// Resets the table if this is a forked child that has not done so yet.
+static void check_forked(void)
+{
+    _Atomic uint32_t *s = atomic_load_explicit(&fork_sentinel, memory_order_acquire);
+    if (__builtin_expect(!s, 0)) {
+        map_sentinel();
+        return; // nothing can have been forked from a process without it
+    }
+    uint32_t v = atomic_load_explicit(s, memory_order_acquire);
+    if (__builtin_expect(v == SENTINEL_ALIVE, 1))
+        return;
+    if (v == SENTINEL_FORKED &&
+        atomic_compare_exchange_strong(s, &v, SENTINEL_RESETTING)) {
+        reset_table();
+        atomic_store_explicit(s, SENTINEL_ALIVE, memory_order_release);
+        return;
+    }
+    // Another of the child's threads is resetting: wait for it.
+    while (atomic_load_explicit(s, memory_order_acquire) != SENTINEL_ALIVE)
+        plk_cpu_relax();
+}
+
 static struct table *load_table(void)
 {
+    check_forked();
     return atomic_load_explicit(&current_table, memory_order_acquire);
 }
 
@@ -137,18 +196,6 @@ static void unlock_all(struct table *t)
 {
     for (size_t i = 0; i < table_size(t); i++)
         plk_rawlock_unlock(&t->buckets[i].lock);
-}
-
-// Takes every lock of the current table; returns that table.
-static struct table *lock_current_table(void)
-{
-    for (;;) {
-        struct table *t = load_table();
-        lock_all(t);
-        if (is_current(t))
-            return t;
-        unlock_all(t);
-    }
 }
 
 /* Queue operations: callers hold the bucket lock. */
@@ -546,30 +593,29 @@ plk_unpark_requeue(const void *from, const void *to,
 
 /* Fork. */
 
-void plk_parking_lot_fork_prepare(void)
+static void reset_table(void)
 {
-    fork_locked_table = lock_current_table();
-}
-
-void plk_parking_lot_fork_parent(void)
-{
-    unlock_all(fork_locked_table);
-    fork_locked_table = NULL;
-}
-
-void plk_parking_lot_fork_child(void)
-{
-    // Only the forking thread exists in the child: every queued waiter
-    // belongs to a thread that is gone. The locks we hold (if prepare ran)
-    // and any a vanished thread held are reset together.
-    struct table *t = load_table();
+    struct table *t = atomic_load_explicit(&current_table, memory_order_acquire);
     for (size_t i = 0; i < table_size(t); i++) {
         struct bucket *b = &t->buckets[i];
         plk_rawlock_reset(&b->lock);
         b->head = b->tail = NULL;
     }
     atomic_store_explicit(&parked_threads, 0, memory_order_relaxed);
-    fork_locked_table = NULL;
+}
+
+void plk_parking_lot_init(void)
+{
+    if (!atomic_load_explicit(&fork_sentinel, memory_order_acquire))
+        map_sentinel();
+}
+
+void plk_parking_lot_fork_child(void)
+{
+    _Atomic uint32_t *s = atomic_load_explicit(&fork_sentinel, memory_order_acquire);
+    reset_table();
+    if (s)
+        atomic_store_explicit(s, SENTINEL_ALIVE, memory_order_release);
 }
 
 void plk_parking_lot_after_fork(void)
@@ -584,5 +630,6 @@ size_t plk_parking_lot_table_size(void)
 
 size_t plk_parking_lot_parked_threads(void)
 {
+    check_forked();
     return atomic_load_explicit(&parked_threads, memory_order_relaxed);
 }

@@ -166,12 +166,16 @@ plk_unpark_requeue(const void *from, const void *to,
                                          const struct plk_unpark_result *r),
                    void *arg);
 
-// Fork support. prepare: takes every bucket lock (table order), so that no
-// queue is half-modified when the address space is copied. parent: releases
-// them. child: forgets every parked thread (they do not exist in the child)
-// and resets every lock; `plk_parking_lot_after_fork` is the seed's name.
-void plk_parking_lot_fork_prepare(void);
-void plk_parking_lot_fork_parent(void);
+// Fork support. A forked child must forget every parked thread (they do not
+// exist there) and every bucket lock they held. The table detects a fork by
+// itself (a MADV_WIPEONFORK page) and resets on its first use in the child,
+// whatever the order of atfork handlers, and after _Fork too; the parent
+// never holds bucket locks across fork, since other libraries' atfork
+// handlers may lock mutexes. plk_parking_lot_fork_child (the seed's
+// after_fork) resets explicitly: call it from an atfork child handler.
+// plk_parking_lot_init maps the detection page early (optional: done lazily
+// otherwise; without MADV_WIPEONFORK only the explicit reset works).
+void plk_parking_lot_init(void);
 void plk_parking_lot_fork_child(void);
 void plk_parking_lot_after_fork(void);
 

@@ -10,16 +10,6 @@
 #include "settings.h"
 #include "thread_id.h"
 
-static void fork_prepare(void)
-{
-    plk_parking_lot_fork_prepare();
-}
-
-static void fork_parent(void)
-{
-    plk_parking_lot_fork_parent();
-}
-
 static void fork_child(void)
 {
     plk_parking_lot_fork_child();
@@ -46,9 +36,11 @@ void plk_interpose_init(void)
     plk_tid_init();
     plk_settings_load();
     plk_parker_set_cancel_hooks(enter_cancellable, leave_cancellable);
-    // Registered as early as possible, so that our prepare runs last and our
-    // parent/child hooks first around any fork.
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    // The parking lot also resets itself in a forked child on first use
+    // (see parking_lot.h), so this handler's place among other libraries'
+    // handlers does not matter; nothing is held across fork in the parent.
+    plk_parking_lot_init();
+    pthread_atfork(NULL, NULL, fork_child);
     real_resolve_all();
 }
 

@@ -13,7 +13,9 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
 
 # Debian 12 packages the build and the tests need.
-packages=(gcc libc6-dev make cmake pkg-config check libunwind-dev)
+packages=(gcc libc6-dev make cmake pkg-config check libunwind-dev
+          # tests/programs: real programs under the preload
+          g++ python3 libpython3.11-testsuite sysbench libjemalloc2)
 
 deps() {
     local missing=()
