@@ -2,7 +2,7 @@
 # Developer entry point: install what is missing, build, run the demo or the
 # tests. Used by README's quick start and by .ci/run.
 #
-#   tools/dev.sh demo        install deps, build, run the core benchmark
+#   tools/dev.sh demo        install deps, build, run the benchmarks (quick)
 #   tools/dev.sh test        build if needed, run the whole test suite
 #   tools/dev.sh test-asan   the unit tests in an ASan+UBSan build
 #   tools/dev.sh test-tsan   the unit tests in a TSan build
@@ -53,7 +53,11 @@ deps)
 demo)
     deps
     build "$root/build" RelWithDebInfo
-    "$root/build/tools/plk_bench_core" --quick ;;
+    echo "== the core's mutex and cond vs glibc's, linked directly =="
+    "$root/build/tools/plk_bench_core" --quick
+    echo
+    echo "== one pthread program: plain glibc vs LD_PRELOAD=libparklock.so =="
+    "$root/build/tools/plk_bench_preload" --quick ;;
 test)
     deps
     build "$root/build" RelWithDebInfo
