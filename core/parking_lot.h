@@ -179,8 +179,10 @@ void plk_parking_lot_init(void);
 void plk_parking_lot_fork_child(void);
 void plk_parking_lot_after_fork(void);
 
-// Introspection for tests: buckets in the current table, and threads parked
-// right now.
+// Introspection for tests: buckets in the current table, and threads inside
+// park right now -- counted from entry, before they are queued (and including
+// those about to return AGAIN), since this count drives table growth. To know
+// a thread is queued, also wait until it is blocked.
 size_t plk_parking_lot_table_size(void);
 size_t plk_parking_lot_parked_threads(void);
 

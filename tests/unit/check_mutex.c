@@ -1,0 +1,771 @@
+// Unit tests for core/mutex.{h,c}: mutual exclusion under stress, progress
+// under barging and fair handoff, trylock, timedlock on both clocks, the
+// states of the lock word, and freeing a mutex right after unlocking it.
+//
+// Timing is never asserted tightly: a timeout must not come before its
+// deadline, and "promptly" or "eventually" means within seconds.
+#include <check.h>
+#include <dirent.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "mutex.h"
+#include "parking_lot.h"
+#include "suites.h"
+
+// Sanitizers slow every access down by an order of magnitude or more.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SCALE 5
+#else
+#define SCALE 1
+#endif
+
+#define MS (1000 * 1000LL)
+#define LOCKED_PARKED (PLK_MUTEX_LOCKED | PLK_MUTEX_PARKED)
+
+typedef void *(*thread_fn)(void *);
+
+/* ---- helpers ------------------------------------------------------------ */
+
+// Starts n threads; thread i gets (char *)args + i * stride.
+static void spawn(pthread_t *t, size_t n, thread_fn fn, void *args,
+                  size_t stride)
+{
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, fn,
+                                        (char *)args + i * stride), 0);
+}
+
+static void join(pthread_t *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+}
+
+static void sleep_ns(int64_t ns)
+{
+    struct timespec ts = { .tv_sec = ns / PLK_NS_PER_SEC,
+                           .tv_nsec = ns % PLK_NS_PER_SEC };
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+// Whether every thread of the process but the caller is blocked (no thread
+// running or runnable), from /proc/self/task/*/stat.
+static bool others_blocked(void)
+{
+    char self[32];
+    snprintf(self, sizeof self, "%d", (int)gettid());
+    DIR *dir = opendir("/proc/self/task");
+    ck_assert_ptr_nonnull(dir);
+    bool blocked = true;
+    for (struct dirent *e; blocked && (e = readdir(dir));) {
+        if (e->d_name[0] == '.' || strcmp(e->d_name, self) == 0)
+            continue;
+        char path[300], stat[512];
+        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue; // it has just exited
+        size_t len = fread(stat, 1, sizeof stat - 1, f);
+        fclose(f);
+        stat[len] = '\0';
+        const char *state = strrchr(stat, ')'); // the name may hold spaces
+        blocked = !state || state[1] != ' ' || state[2] != 'R';
+    }
+    closedir(dir);
+    return blocked;
+}
+
+// Waits (20 s at most) until exactly n threads are parked and asleep. The
+// lot counts a thread from its entry into plk_park_ex, before it is queued:
+// only once it blocks is it surely in the queue.
+static void await_parked(size_t n)
+{
+    int64_t end = plk_clock_now_ns() + 20000 * MS;
+    while (plk_parking_lot_parked_threads() != n || !others_blocked()) {
+        ck_assert_msg(plk_clock_now_ns() < end,
+                      "expected %zu parked threads, have %zu", n,
+                      plk_parking_lot_parked_threads());
+        sleep_ns(100 * 1000);
+    }
+}
+
+static uint32_t word_of(struct plk_mutex *m)
+{
+    return atomic_load(&m->word);
+}
+
+static int64_t ts_ns(const struct timespec *ts)
+{
+    return (int64_t)ts->tv_sec * PLK_NS_PER_SEC + ts->tv_nsec;
+}
+
+// A deadline `ns` from now on `clock`.
+static struct plk_deadline deadline_in(clockid_t clock, int64_t ns)
+{
+    int64_t t = plk_clock_now_ns_on(clock) + ns;
+    struct plk_deadline d = { .clock = clock };
+    d.when.tv_sec = t / PLK_NS_PER_SEC;
+    d.when.tv_nsec = t % PLK_NS_PER_SEC;
+    return d;
+}
+
+static const clockid_t clocks[] = { CLOCK_MONOTONIC, CLOCK_REALTIME };
+
+/* A thread that holds a mutex until told to let go. */
+struct holder {
+    struct plk_mutex *m;
+    atomic_bool held;
+    atomic_bool release;
+    pthread_t thread;
+};
+
+static void *holder_main(void *arg)
+{
+    struct holder *h = arg;
+    plk_mutex_lock(h->m);
+    atomic_store(&h->held, true);
+    while (!atomic_load(&h->release))
+        sleep_ns(100 * 1000);
+    plk_mutex_unlock(h->m);
+    return NULL;
+}
+
+static void holder_start(struct holder *h, struct plk_mutex *m)
+{
+    h->m = m;
+    atomic_init(&h->held, false);
+    atomic_init(&h->release, false);
+    spawn(&h->thread, 1, holder_main, h, 0);
+    while (!atomic_load(&h->held))
+        sleep_ns(100 * 1000);
+}
+
+static void holder_stop(struct holder *h)
+{
+    atomic_store(&h->release, true);
+    join(&h->thread, 1);
+}
+
+/* A thread that takes a mutex once, by lock or by timedlock. */
+struct taker {
+    struct plk_mutex *m;
+    const struct plk_deadline *deadline; // NULL: plk_mutex_lock
+    bool got;                            // valid after join
+    int64_t done_ns;                     // deadline's clock, after returning
+};
+
+static void *taker_main(void *arg)
+{
+    struct taker *t = arg;
+    if (t->deadline)
+        t->got = plk_mutex_timedlock(t->m, t->deadline);
+    else {
+        plk_mutex_lock(t->m);
+        t->got = true;
+    }
+    t->done_ns = plk_clock_now_ns_on(t->deadline ? t->deadline->clock
+                                                 : CLOCK_MONOTONIC);
+    if (t->got)
+        plk_mutex_unlock(t->m);
+    return NULL;
+}
+
+/* ---- mutual exclusion stress -------------------------------------------- */
+
+enum work { WORK_NONE, WORK_SPIN, WORK_YIELD, N_WORK };
+
+static const size_t stress_threads[] = { 2, 4, 16, 64 };
+#define N_STRESS_THREADS (sizeof stress_threads / sizeof stress_threads[0])
+static const int64_t stress_spin_ns[] = { PLK_MUTEX_SPIN_NS_DEFAULT, 0,
+                                          2000 * 1000 };
+#define N_STRESS_SPIN (sizeof stress_spin_ns / sizeof stress_spin_ns[0])
+#define N_STRESS_CASES (N_STRESS_THREADS * N_WORK * N_STRESS_SPIN)
+
+struct stress {
+    struct plk_mutex m;
+    long counter; // plain: only the mutex protects it
+    long iters;
+    enum work work;
+    pthread_barrier_t start;
+};
+
+static void critical_work(enum work w)
+{
+    if (w == WORK_SPIN) {
+        // A few hundred nanoseconds.
+        for (volatile int i = 0; i < 150; i++)
+            ;
+    } else if (w == WORK_YIELD) {
+        sched_yield();
+    }
+}
+
+static void *stress_main(void *arg)
+{
+    struct stress *s = arg;
+    pthread_barrier_wait(&s->start);
+    for (long i = 0; i < s->iters; i++) {
+        plk_mutex_lock(&s->m);
+        long seen = s->counter;
+        // Keep the read before the work so that the window stays open.
+        atomic_signal_fence(memory_order_seq_cst);
+        critical_work(s->work);
+        s->counter = seen + 1;
+        if (i % 8 == 7)
+            plk_mutex_unlock_fair(&s->m);
+        else
+            plk_mutex_unlock(&s->m);
+    }
+    return NULL;
+}
+
+// Every combination of thread count, critical section and spin budget.
+START_TEST(mutex_exclusion_stress)
+{
+    size_t nthreads = stress_threads[_i % N_STRESS_THREADS];
+    enum work work = (enum work)(_i / N_STRESS_THREADS % N_WORK);
+    int64_t spin = stress_spin_ns[_i / (N_STRESS_THREADS * N_WORK)];
+    long total = (work == WORK_YIELD ? 60000 : 300000) / SCALE;
+
+    plk_mutex_set_spin_ns(spin);
+    ck_assert_int_eq(plk_mutex_spin_ns(), spin);
+
+    struct stress s = { .m = PLK_MUTEX_INIT,
+                        .iters = total / (long)nthreads,
+                        .work = work };
+    ck_assert_int_eq(pthread_barrier_init(&s.start, NULL, (unsigned)nthreads),
+                     0);
+    pthread_t t[64];
+    spawn(t, nthreads, stress_main, &s, 0);
+    join(t, nthreads);
+    pthread_barrier_destroy(&s.start);
+
+    ck_assert_msg(s.counter == s.iters * (long)nthreads,
+                  "threads=%zu work=%d spin=%lld: counter %ld, expected %ld",
+                  nthreads, (int)work, (long long)spin, s.counter,
+                  s.iters * (long)nthreads);
+    ck_assert_uint_eq(word_of(&s.m), 0);
+    ck_assert_uint_eq(plk_parking_lot_parked_threads(), 0);
+    plk_mutex_set_spin_ns(PLK_MUTEX_SPIN_NS_DEFAULT);
+}
+END_TEST
+
+/* ---- progress and fairness ---------------------------------------------- */
+
+#define N_BARGERS 4
+
+struct barging {
+    struct plk_mutex m;
+    atomic_bool stop;
+    pthread_barrier_t start;
+    long acquired[N_BARGERS]; // acquired[i] is written by thread i, under m
+};
+
+struct barger_arg {
+    struct barging *b;
+    size_t id;
+};
+
+// Re-locks in a tight loop until told to stop.
+static void *barger_main(void *arg)
+{
+    struct barger_arg *a = arg;
+    struct barging *b = a->b;
+    pthread_barrier_wait(&b->start);
+    while (!atomic_load_explicit(&b->stop, memory_order_relaxed)) {
+        plk_mutex_lock(&b->m);
+        b->acquired[a->id]++;
+        critical_work(WORK_SPIN);
+        plk_mutex_unlock(&b->m);
+    }
+    return NULL;
+}
+
+static void bargers_start(struct barging *b, struct barger_arg *args,
+                          pthread_t *t, size_t n)
+{
+    atomic_init(&b->stop, false);
+    ck_assert_int_eq(pthread_barrier_init(&b->start, NULL, (unsigned)n + 1), 0);
+    for (size_t i = 0; i < n; i++)
+        args[i] = (struct barger_arg){ .b = b, .id = i };
+    spawn(t, n, barger_main, args, sizeof args[0]);
+    pthread_barrier_wait(&b->start);
+}
+
+static void bargers_stop(struct barging *b, pthread_t *t, size_t n)
+{
+    atomic_store(&b->stop, true);
+    join(t, n);
+    pthread_barrier_destroy(&b->start);
+}
+
+// Every thread of a barging crowd gets the lock many times in a second.
+// _i: default spin budget, or none (woken threads then never spin).
+START_TEST(mutex_no_starvation_under_barging)
+{
+    plk_mutex_set_spin_ns(stress_spin_ns[_i]);
+    struct barging b = { .m = PLK_MUTEX_INIT };
+    struct barger_arg args[N_BARGERS];
+    pthread_t t[N_BARGERS];
+    bargers_start(&b, args, t, N_BARGERS);
+    sleep_ns(1000 * MS);
+    bargers_stop(&b, t, N_BARGERS);
+    for (size_t i = 0; i < N_BARGERS; i++)
+        ck_assert_msg(b.acquired[i] >= 10, "thread %zu acquired only %ld times",
+                      i, b.acquired[i]);
+    ck_assert_uint_eq(word_of(&b.m), 0);
+    plk_mutex_set_spin_ns(PLK_MUTEX_SPIN_NS_DEFAULT);
+}
+END_TEST
+
+// A newcomer that has to park gets the lock within seconds while the
+// bargers keep re-locking (the fairness timer hands it over). _i: default
+// spin budget, or none.
+START_TEST(mutex_parked_waiter_not_starved)
+{
+    plk_mutex_set_spin_ns(stress_spin_ns[_i]);
+    struct barging b = { .m = PLK_MUTEX_INIT };
+    struct barger_arg args[N_BARGERS - 1];
+    pthread_t t[N_BARGERS - 1];
+    bargers_start(&b, args, t, N_BARGERS - 1);
+    for (int round = 0; round < 5; round++) {
+        sleep_ns(20 * MS);
+        struct plk_deadline d = deadline_in(CLOCK_MONOTONIC, 5000 * MS);
+        ck_assert_msg(plk_mutex_timedlock(&b.m, &d),
+                      "round %d: not acquired within 5 s of barging", round);
+        plk_mutex_unlock(&b.m);
+    }
+    bargers_stop(&b, t, N_BARGERS - 1);
+    ck_assert_uint_eq(word_of(&b.m), 0);
+    plk_mutex_set_spin_ns(PLK_MUTEX_SPIN_NS_DEFAULT);
+}
+END_TEST
+
+// A waiter that owns the mutex after a handoff: it reports and then holds
+// on until released.
+struct handoff {
+    struct plk_mutex *m;
+    atomic_bool acquired;
+    atomic_bool release;
+};
+
+static void *handoff_main(void *arg)
+{
+    struct handoff *h = arg;
+    plk_mutex_lock(h->m);
+    atomic_store(&h->acquired, true);
+    while (!atomic_load(&h->release))
+        sleep_ns(100 * 1000);
+    plk_mutex_unlock(h->m);
+    return NULL;
+}
+
+// unlock_fair with a parked waiter leaves the word LOCKED: the waiter owns
+// it, and the unlocker cannot take it back.
+START_TEST(mutex_unlock_fair_hands_off)
+{
+    struct plk_mutex m = PLK_MUTEX_INIT;
+    struct handoff h = { .m = &m };
+    pthread_t t;
+    plk_mutex_lock(&m);
+    spawn(&t, 1, handoff_main, &h, 0);
+    await_parked(1);
+    ck_assert_uint_eq(word_of(&m), LOCKED_PARKED);
+
+    plk_mutex_unlock_fair(&m);
+    ck_assert_msg(!plk_mutex_trylock(&m), "unlock_fair did not hand off");
+    ck_assert(plk_mutex_is_locked(&m));
+    while (!atomic_load(&h.acquired))
+        sleep_ns(100 * 1000);
+    // It was the only waiter: no PARKED bit left behind.
+    ck_assert_uint_eq(word_of(&m), PLK_MUTEX_LOCKED);
+    ck_assert(!plk_mutex_trylock(&m));
+
+    atomic_store(&h.release, true);
+    join(&t, 1);
+    ck_assert_uint_eq(word_of(&m), 0);
+}
+END_TEST
+
+#define N_CHAIN 8
+
+struct chain {
+    struct plk_mutex m;
+    int order[N_CHAIN]; // under m
+    int n;              // under m
+    atomic_int retaken; // unlockers whose trylock right after unlock_fair won
+    atomic_int checked; // unlockers that have made that attempt
+};
+
+struct chain_arg {
+    struct chain *c;
+    int id;
+};
+
+// Right after passing the mutex on with unlock_fair, tries to take it back,
+// which must fail: the mutex stays LOCKED from hand to hand until the last
+// thread lets go, and that one waits for every attempt.
+static void unlock_fair_and_retake(struct chain *c)
+{
+    plk_mutex_unlock_fair(&c->m);
+    if (plk_mutex_trylock(&c->m)) {
+        atomic_fetch_add(&c->retaken, 1);
+        plk_mutex_unlock(&c->m);
+    }
+    atomic_fetch_add(&c->checked, 1);
+}
+
+static void *chain_main(void *arg)
+{
+    struct chain_arg *a = arg;
+    struct chain *c = a->c;
+    plk_mutex_lock(&c->m);
+    c->order[c->n++] = a->id;
+    if (c->n < N_CHAIN) {
+        unlock_fair_and_retake(c);
+        return NULL;
+    }
+    // Main and the N_CHAIN - 1 others.
+    while (atomic_load(&c->checked) != N_CHAIN)
+        sched_yield();
+    plk_mutex_unlock_fair(&c->m);
+    return NULL;
+}
+
+// A chain of unlock_fair, microseconds apart (so the bucket's fairness timer
+// cannot be what hands off), gives the mutex to the parked threads in the
+// order they parked; no unlocker can take it back, and the last one leaves
+// the word clean.
+START_TEST(mutex_unlock_fair_chain_fifo)
+{
+    struct chain c = { .m = PLK_MUTEX_INIT };
+    struct chain_arg args[N_CHAIN];
+    pthread_t t[N_CHAIN];
+    atomic_init(&c.retaken, 0);
+    atomic_init(&c.checked, 0);
+    plk_mutex_lock(&c.m);
+    for (int i = 0; i < N_CHAIN; i++) {
+        args[i] = (struct chain_arg){ .c = &c, .id = i };
+        spawn(&t[i], 1, chain_main, &args[i], 0);
+        await_parked((size_t)i + 1);
+    }
+    unlock_fair_and_retake(&c);
+    join(t, N_CHAIN);
+    ck_assert_int_eq(c.n, N_CHAIN);
+    for (int i = 0; i < N_CHAIN; i++)
+        ck_assert_int_eq(c.order[i], i);
+    int retaken = atomic_load(&c.retaken);
+    ck_assert_int_eq(retaken, 0);
+    ck_assert_uint_eq(word_of(&c.m), 0);
+}
+END_TEST
+
+/* ---- trylock ------------------------------------------------------------ */
+
+START_TEST(mutex_trylock_free_then_held)
+{
+    struct plk_mutex m = PLK_MUTEX_INIT;
+    ck_assert(plk_mutex_trylock(&m));
+    ck_assert_uint_eq(word_of(&m), PLK_MUTEX_LOCKED);
+    ck_assert(!plk_mutex_trylock(&m)); // not recursive
+    ck_assert_uint_eq(word_of(&m), PLK_MUTEX_LOCKED);
+    plk_mutex_unlock(&m);
+    ck_assert_uint_eq(word_of(&m), 0);
+    ck_assert(plk_mutex_trylock(&m));
+    plk_mutex_unlock(&m);
+}
+END_TEST
+
+START_TEST(mutex_trylock_fails_when_other_thread_holds)
+{
+    struct plk_mutex m = PLK_MUTEX_INIT;
+    struct holder h;
+    holder_start(&h, &m);
+    for (int i = 0; i < 100; i++)
+        ck_assert(!plk_mutex_trylock(&m));
+    ck_assert_uint_eq(word_of(&m), PLK_MUTEX_LOCKED);
+    holder_stop(&h);
+    ck_assert(plk_mutex_trylock(&m));
+    plk_mutex_unlock(&m);
+    ck_assert_uint_eq(word_of(&m), 0);
+}
+END_TEST
+
+// An unlocked word with only PARKED set (waiters about to be woken) is free.
+START_TEST(mutex_trylock_parked_bit_only)
+{
+    struct plk_mutex m = PLK_MUTEX_INIT;
+    atomic_store(&m.word, PLK_MUTEX_PARKED);
+    ck_assert(plk_mutex_trylock(&m));
+    ck_assert_uint_eq(word_of(&m), LOCKED_PARKED);
+    ck_assert(!plk_mutex_trylock(&m));
+    // Nobody is actually parked: the slow unlock must clear the bit.
+    plk_mutex_unlock(&m);
+    ck_assert_uint_eq(word_of(&m), 0);
+    ck_assert_uint_eq(plk_parking_lot_parked_threads(), 0);
+}
+END_TEST
+
+/* ---- timedlock ---------------------------------------------------------- */
+
+// A free mutex is acquired whatever the deadline, even one long gone.
+START_TEST(mutex_timedlock_free_past_deadline)
+{
+    const struct plk_deadline past[] = {
+        { .when = { 0, 0 }, .clock = CLOCK_MONOTONIC },
+        { .when = { 0, 0 }, .clock = CLOCK_REALTIME },
+        { .when = { -1, 0 }, .clock = CLOCK_MONOTONIC },
+        { .when = { -7, 999999999 }, .clock = CLOCK_REALTIME },
+        deadline_in(CLOCK_MONOTONIC, -10 * MS),
+    };
+    struct plk_mutex m = PLK_MUTEX_INIT;
+    for (size_t i = 0; i < sizeof past / sizeof past[0]; i++) {
+        ck_assert_msg(plk_mutex_timedlock(&m, &past[i]), "deadline %zu", i);
+        ck_assert_uint_eq(word_of(&m), PLK_MUTEX_LOCKED);
+        plk_mutex_unlock(&m);
+        ck_assert_uint_eq(word_of(&m), 0);
+    }
+}
+END_TEST
+
+// On a held mutex, timedlock fails, not before the deadline; the last waiter
+// leaving takes the PARKED bit with it.
+START_TEST(mutex_timedlock_times_out)
+{
+    clockid_t clock = clocks[_i];
+    struct plk_mutex m = PLK_MUTEX_INIT;
+    struct holder h;
+    holder_start(&h, &m);
+
+    struct plk_deadline d = deadline_in(clock, 100 * MS);
+    bool got = plk_mutex_timedlock(&m, &d);
+    int64_t now = plk_clock_now_ns_on(clock);
+    ck_assert(!got);
+    ck_assert_msg(now >= ts_ns(&d.when), "returned %lld ns early",
+                  (long long)(ts_ns(&d.when) - now));
+    ck_assert_msg(now < ts_ns(&d.when) + 5000 * MS, "returned %lld ns late",
+                  (long long)(now - ts_ns(&d.when)));
+    ck_assert_uint_eq(word_of(&m), PLK_MUTEX_LOCKED);
+    ck_assert_uint_eq(plk_parking_lot_parked_threads(), 0);
+
+    holder_stop(&h);
+    ck_assert_uint_eq(word_of(&m), 0);
+}
+END_TEST
+
+// A deadline with a negative tv_sec has passed: fail at once, leave no trace.
+START_TEST(mutex_timedlock_negative_deadline)
+{
+    struct plk_mutex m = PLK_MUTEX_INIT;
+    struct holder h;
+    holder_start(&h, &m);
+    for (size_t i = 0; i < 2; i++) {
+        const struct plk_deadline d[] = {
+            { .when = { -1, 0 }, .clock = clocks[i] },
+            { .when = { -5, 999999999 }, .clock = clocks[i] },
+        };
+        for (size_t j = 0; j < 2; j++) {
+            int64_t start = plk_clock_now_ns();
+            ck_assert(!plk_mutex_timedlock(&m, &d[j]));
+            ck_assert(plk_clock_now_ns() - start < 2000 * MS);
+            ck_assert_uint_eq(word_of(&m), PLK_MUTEX_LOCKED);
+        }
+    }
+    holder_stop(&h);
+    ck_assert_uint_eq(word_of(&m), 0);
+}
+END_TEST
+
+// A parked timedlock gets the mutex once the holder lets go in time.
+START_TEST(mutex_timedlock_acquires_when_released)
+{
+    clockid_t clock = clocks[_i];
+    struct plk_mutex m = PLK_MUTEX_INIT;
+    struct plk_deadline d = deadline_in(clock, 20000 * MS);
+    struct taker tk = { .m = &m, .deadline = &d };
+    pthread_t t;
+    plk_mutex_lock(&m);
+    spawn(&t, 1, taker_main, &tk, 0);
+    await_parked(1);
+    ck_assert_uint_eq(word_of(&m), LOCKED_PARKED);
+    plk_mutex_unlock(&m);
+    join(&t, 1);
+    ck_assert(tk.got);
+    ck_assert(tk.done_ns < ts_ns(&d.when));
+    ck_assert_uint_eq(word_of(&m), 0);
+}
+END_TEST
+
+// A timed-out waiter that is not the last one keeps PARKED set, so the
+// remaining waiter is still woken by the unlock (_i: whether the timed
+// waiter parked first).
+START_TEST(mutex_timed_out_waiter_keeps_others_parked)
+{
+    struct plk_mutex m = PLK_MUTEX_INIT;
+    struct plk_deadline d = deadline_in(CLOCK_MONOTONIC, 200 * MS);
+    struct taker timed = { .m = &m, .deadline = &d };
+    struct taker plain = { .m = &m };
+    struct taker *order[2] = { &plain, &timed };
+    if (_i) {
+        order[0] = &timed;
+        order[1] = &plain;
+    }
+    pthread_t t[2];
+    plk_mutex_lock(&m);
+    spawn(&t[0], 1, taker_main, order[0], 0);
+    await_parked(1);
+    spawn(&t[1], 1, taker_main, order[1], 0);
+    join(&t[order[0] == &timed ? 0 : 1], 1);
+    ck_assert(!timed.got);
+    ck_assert(timed.done_ns >= ts_ns(&d.when));
+    await_parked(1);
+    ck_assert_uint_eq(word_of(&m), LOCKED_PARKED);
+
+    plk_mutex_unlock(&m);
+    join(&t[order[0] == &timed ? 1 : 0], 1);
+    ck_assert(plain.got);
+    ck_assert_uint_eq(word_of(&m), 0);
+    ck_assert_uint_eq(plk_parking_lot_parked_threads(), 0);
+}
+END_TEST
+
+/* ---- word states -------------------------------------------------------- */
+
+START_TEST(mutex_uncontended_word_states)
+{
+    struct plk_mutex m = PLK_MUTEX_INIT;
+    struct plk_deadline d = deadline_in(CLOCK_MONOTONIC, 1000 * MS);
+    for (int i = 0; i < 1000; i++) {
+        ck_assert(!plk_mutex_is_locked(&m));
+        switch (i % 3) {
+        case 0: plk_mutex_lock(&m); break;
+        case 1: ck_assert(plk_mutex_trylock(&m)); break;
+        default: ck_assert(plk_mutex_timedlock(&m, &d)); break;
+        }
+        ck_assert_uint_eq(word_of(&m), PLK_MUTEX_LOCKED);
+        ck_assert(plk_mutex_is_locked(&m));
+        if (i % 2)
+            plk_mutex_unlock_fair(&m);
+        else
+            plk_mutex_unlock(&m);
+        ck_assert_uint_eq(word_of(&m), 0);
+    }
+    ck_assert_uint_eq(plk_parking_lot_parked_threads(), 0);
+}
+END_TEST
+
+#define N_QUEUED 8
+
+// Waiters queue up behind a holder; once all have passed, no stale PARKED.
+START_TEST(mutex_contended_unlock_leaves_clean_word)
+{
+    struct plk_mutex m = PLK_MUTEX_INIT;
+    struct taker tk[N_QUEUED];
+    pthread_t t[N_QUEUED];
+    for (size_t i = 0; i < N_QUEUED; i++)
+        tk[i] = (struct taker){ .m = &m };
+    plk_mutex_lock(&m);
+    spawn(t, N_QUEUED, taker_main, tk, sizeof tk[0]);
+    await_parked(N_QUEUED);
+    ck_assert_uint_eq(word_of(&m), LOCKED_PARKED);
+    plk_mutex_unlock(&m);
+    join(t, N_QUEUED);
+    for (size_t i = 0; i < N_QUEUED; i++)
+        ck_assert(tk[i].got);
+    ck_assert_uint_eq(word_of(&m), 0);
+    ck_assert_uint_eq(plk_parking_lot_parked_threads(), 0);
+}
+END_TEST
+
+/* ---- lifetime ----------------------------------------------------------- */
+
+static void *lock_unlock_free_main(void *arg)
+{
+    struct plk_mutex *m = arg;
+    plk_mutex_lock(m);
+    plk_mutex_unlock(m);
+    free(m);
+    return NULL;
+}
+
+// The woken waiter is the last user: it frees the mutex while the unlocker
+// may still be inside unlock. Under ASan any late access is reported.
+START_TEST(mutex_freed_right_after_unlock)
+{
+    for (int round = 0; round < 1000 / SCALE; round++) {
+        struct plk_mutex *m = malloc(sizeof *m);
+        ck_assert_ptr_nonnull(m);
+        atomic_init(&m->word, 0);
+        plk_mutex_lock(m);
+        pthread_t t;
+        spawn(&t, 1, lock_unlock_free_main, m, 0);
+        await_parked(1);
+        if (round % 2)
+            plk_mutex_unlock_fair(m);
+        else
+            plk_mutex_unlock(m);
+        join(&t, 1);
+    }
+    ck_assert_uint_eq(plk_parking_lot_parked_threads(), 0);
+}
+END_TEST
+
+/* ---- suite -------------------------------------------------------------- */
+
+Suite *mutex_suite(void)
+{
+    Suite *s = suite_create("mutex");
+
+    TCase *tc = tcase_create("exclusion");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, mutex_exclusion_stress, 0, (int)N_STRESS_CASES);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("fairness");
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, mutex_no_starvation_under_barging, 0, 2);
+    tcase_add_loop_test(tc, mutex_parked_waiter_not_starved, 0, 2);
+    tcase_add_test(tc, mutex_unlock_fair_hands_off);
+    tcase_add_test(tc, mutex_unlock_fair_chain_fifo);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("trylock");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, mutex_trylock_free_then_held);
+    tcase_add_test(tc, mutex_trylock_fails_when_other_thread_holds);
+    tcase_add_test(tc, mutex_trylock_parked_bit_only);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("timedlock");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, mutex_timedlock_free_past_deadline);
+    tcase_add_loop_test(tc, mutex_timedlock_times_out, 0, 2);
+    tcase_add_test(tc, mutex_timedlock_negative_deadline);
+    tcase_add_loop_test(tc, mutex_timedlock_acquires_when_released, 0, 2);
+    tcase_add_loop_test(tc, mutex_timed_out_waiter_keeps_others_parked, 0, 2);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("word states");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, mutex_uncontended_word_states);
+    tcase_add_test(tc, mutex_contended_unlock_leaves_clean_word);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("lifetime");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, mutex_freed_right_after_unlock);
+    suite_add_tcase(s, tc);
+
+    return s;
+}
