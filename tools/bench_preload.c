@@ -38,84 +38,18 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
 
-#define CACHE_LINE 64
-#define MAX_REPS 99
-#define BCAST_WAITERS 32
-#define COUNTER_INCREMENTS 4 // increments of the shared counter per op
-#define OUTSIDE_WORK_STEPS 8 // LCG steps between ops, outside the lock
-#define THREAD_STACK (256 * 1024)
+#define BENCH_PROG "plk_bench_preload"
 #define WATCHDOG_SLACK_S 60  // a worker still running after this is hung
-
-// ---------------------------------------------------------------------------
-// Helpers
-
-static const char *prog_role = "plk_bench_preload";
-
-__attribute__((format(printf, 1, 2), noreturn))
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "%s: ", prog_role);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(EXIT_FAILURE);
-}
-
-static void check_pthread(int rc, const char *what)
-{
-    if (__builtin_expect(rc != 0, 0))
-        die("%s: %s", what, strerror(rc));
-}
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static void sleep_ns(int64_t ns)
-{
-    struct timespec ts = { .tv_sec = ns / 1000000000LL,
-                           .tv_nsec = (long)(ns % 1000000000LL) };
-    while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR)
-        ;
-}
-
-// Starts `n` threads running fn(arg + i * size), with a small stack.
-static void start_threads(pthread_t *tids, int n, void *(*fn)(void *),
-                          void *args, size_t size)
-{
-    pthread_attr_t attr;
-    check_pthread(pthread_attr_init(&attr), "pthread_attr_init");
-    check_pthread(pthread_attr_setstacksize(&attr, THREAD_STACK),
-                  "pthread_attr_setstacksize");
-    for (int i = 0; i < n; i++)
-        check_pthread(pthread_create(&tids[i], &attr, fn,
-                                     (char *)args + (size_t)i * size),
-                      "pthread_create");
-    pthread_attr_destroy(&attr);
-}
-
-static void join_threads(pthread_t *tids, int n)
-{
-    for (int i = 0; i < n; i++)
-        check_pthread(pthread_join(tids[i], NULL), "pthread_join");
-}
 
 // ---------------------------------------------------------------------------
 // Engines: how the driver sets up a worker's environment, and what the worker
@@ -145,322 +79,80 @@ static int engine_by_name(const char *name)
 }
 
 // ---------------------------------------------------------------------------
-// Mutexes and conds: plain pthread calls, whichever library defines them.
+// Mutexes and conds: plain pthread calls, whichever library defines them. A
+// worker runs one engine, so the engine layer of bench_common.h ignores it.
 
-// Use PTHREAD_MUTEX_ADAPTIVE_NP (glibc spins) instead of the default type.
-static bool use_adaptive;
-
-static void mutex_init(pthread_mutex_t *m)
-{
-    pthread_mutexattr_t attr;
-    check_pthread(pthread_mutexattr_init(&attr), "pthread_mutexattr_init");
-    if (use_adaptive)
-        check_pthread(pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP),
-                      "pthread_mutexattr_settype");
-    check_pthread(pthread_mutex_init(m, &attr), "pthread_mutex_init");
-    pthread_mutexattr_destroy(&attr);
-}
-
-static inline void lock(pthread_mutex_t *m)
-{
-    check_pthread(pthread_mutex_lock(m), "pthread_mutex_lock");
-}
-
-static inline void unlock(pthread_mutex_t *m)
-{
-    check_pthread(pthread_mutex_unlock(m), "pthread_mutex_unlock");
-}
-
-static inline void wait_cond(pthread_cond_t *c, pthread_mutex_t *m)
-{
-    check_pthread(pthread_cond_wait(c, m), "pthread_cond_wait");
-}
-
-// ---------------------------------------------------------------------------
-// Workloads. Each runs one measurement of `duration_ns` with parameter
-// `param` and returns its figure in the workload's unit.
-
-// 1. Uncontended lock+unlock pairs on one thread: ns per pair. A second
-// thread sleeps meanwhile, so the process is multi-threaded as any program
-// that needs a mutex is: a single-threaded glibc process takes a shortcut
-// that skips the atomic instructions (SINGLE_THREAD_P, glibc >= 2.34).
-static void *bystander_main(void *arg)
-{
-    pthread_barrier_wait(arg);
-    return NULL;
-}
-
-static double wl_uncontended(int param, int64_t duration_ns)
-{
-    (void)param;
-    enum { BATCH = 4096 };
-    pthread_barrier_t done;
-    pthread_t bystander;
-    check_pthread(pthread_barrier_init(&done, NULL, 2), "pthread_barrier_init");
-    start_threads(&bystander, 1, bystander_main, &done, 0);
-    pthread_mutex_t m;
-    mutex_init(&m);
-    uint64_t pairs = 0;
-    int64_t start = now_ns(), elapsed;
-    do {
-        for (int i = 0; i < BATCH; i++) {
-            lock(&m);
-            unlock(&m);
-        }
-        pairs += BATCH;
-        elapsed = now_ns() - start;
-    } while (elapsed < duration_ns);
-    check_pthread(pthread_mutex_destroy(&m), "pthread_mutex_destroy");
-    pthread_barrier_wait(&done);
-    join_threads(&bystander, 1);
-    pthread_barrier_destroy(&done);
-    return (double)elapsed / (double)pairs;
-}
-
-// 2. N threads incrementing a shared counter under the mutex (a short
-// critical section, a little work outside it): M ops/s. The final counter
-// must be exactly COUNTER_INCREMENTS per op.
-struct counter_shared {
-    _Alignas(CACHE_LINE) pthread_mutex_t m;
-    _Alignas(CACHE_LINE) volatile uint64_t counter; // guarded by m
-    _Alignas(CACHE_LINE) atomic_bool stop;
-    pthread_barrier_t start;
+struct bench_mutex {
+    pthread_mutex_t pt;
 };
 
-struct counter_thread {
-    _Alignas(CACHE_LINE) struct counter_shared *s;
-    uint64_t ops;
-    uint32_t sink; // keeps the outside work alive
+struct bench_cond {
+    pthread_cond_t pt;
 };
 
-static void *counter_main(void *arg)
+#include "bench_common.h"
+
+static const char *engine_name(enum engine e)
 {
-    struct counter_thread *t = arg;
-    struct counter_shared *s = t->s;
-    uint64_t ops = 0;
-    uint32_t x = (uint32_t)(uintptr_t)t;
-    pthread_barrier_wait(&s->start);
-    while (!atomic_load_explicit(&s->stop, memory_order_relaxed)) {
-        lock(&s->m);
-        for (int i = 0; i < COUNTER_INCREMENTS; i++)
-            s->counter++;
-        unlock(&s->m);
-        for (int i = 0; i < OUTSIDE_WORK_STEPS; i++)
-            x = x * 1664525u + 1013904223u;
-        ops++;
-    }
-    t->ops = ops;
-    t->sink = x;
-    return NULL;
+    return engines[e].name;
 }
 
-static double wl_counter(int nthreads, int64_t duration_ns)
+// Every mutex follows --adaptive (adaptive_mutexes).
+static void bm_init(enum engine e, struct bench_mutex *m)
 {
-    struct counter_shared s;
-    memset(&s, 0, sizeof(s));
-    struct counter_thread threads[nthreads];
-    pthread_t tids[nthreads];
-    mutex_init(&s.m);
-    atomic_init(&s.stop, false);
-    check_pthread(pthread_barrier_init(&s.start, NULL, (unsigned)nthreads + 1),
-                  "pthread_barrier_init");
-    for (int i = 0; i < nthreads; i++)
-        threads[i] = (struct counter_thread){ .s = &s };
-    start_threads(tids, nthreads, counter_main, threads, sizeof(threads[0]));
-
-    pthread_barrier_wait(&s.start);
-    int64_t start = now_ns();
-    sleep_ns(duration_ns);
-    atomic_store_explicit(&s.stop, true, memory_order_relaxed);
-    int64_t elapsed = now_ns() - start;
-    join_threads(tids, nthreads);
-
-    uint64_t ops = 0;
-    for (int i = 0; i < nthreads; i++)
-        ops += threads[i].ops;
-    if (s.counter != ops * COUNTER_INCREMENTS)
-        die("counter with %d threads is %llu, expected %llu: the mutex does "
-            "not exclude", nthreads, (unsigned long long)s.counter,
-            (unsigned long long)(ops * COUNTER_INCREMENTS));
-    pthread_barrier_destroy(&s.start);
-    check_pthread(pthread_mutex_destroy(&s.m), "pthread_mutex_destroy");
-    return (double)ops / ((double)elapsed / 1e9) / 1e6;
+    (void)e;
+    memset(m, 0, sizeof(*m));
+    pt_mutex_init(&m->pt);
 }
 
-// 3. Two threads passing a turn back and forth, each waiting for its turn on
-// its own cond: ns per round trip (two hand-overs).
-struct pingpong_shared {
-    pthread_mutex_t m;
-    pthread_cond_t turn_cv[2];
-    int turn;         // guarded by m
-    bool stop;        // guarded by m
-    uint64_t rounds;  // guarded by m
-    pthread_barrier_t start;
-};
-
-struct pingpong_thread {
-    struct pingpong_shared *s;
-    int me;
-};
-
-static void *pingpong_main(void *arg)
+static void bm_destroy(enum engine e, struct bench_mutex *m)
 {
-    struct pingpong_thread *t = arg;
-    struct pingpong_shared *s = t->s;
-    const int me = t->me, other = 1 - me;
-    pthread_barrier_wait(&s->start);
-    for (;;) {
-        lock(&s->m);
-        while (s->turn != me && !s->stop)
-            wait_cond(&s->turn_cv[me], &s->m);
-        if (s->stop) {
-            unlock(&s->m);
-            return NULL;
-        }
-        s->turn = other;
-        if (me == 0)
-            s->rounds++;
-        check_pthread(pthread_cond_signal(&s->turn_cv[other]),
-                      "pthread_cond_signal");
-        unlock(&s->m);
-    }
+    (void)e;
+    pt_mutex_destroy(&m->pt);
 }
 
-static double wl_pingpong(int param, int64_t duration_ns)
+static inline void bm_lock(enum engine e, struct bench_mutex *m)
 {
-    (void)param;
-    struct pingpong_shared s;
-    memset(&s, 0, sizeof(s));
-    struct pingpong_thread threads[2];
-    pthread_t tids[2];
-    mutex_init(&s.m);
-    for (int i = 0; i < 2; i++)
-        check_pthread(pthread_cond_init(&s.turn_cv[i], NULL), "pthread_cond_init");
-    check_pthread(pthread_barrier_init(&s.start, NULL, 3), "pthread_barrier_init");
-    for (int i = 0; i < 2; i++)
-        threads[i] = (struct pingpong_thread){ .s = &s, .me = i };
-    start_threads(tids, 2, pingpong_main, threads, sizeof(threads[0]));
-
-    pthread_barrier_wait(&s.start);
-    int64_t start = now_ns();
-    sleep_ns(duration_ns);
-    lock(&s.m);
-    s.stop = true;
-    uint64_t rounds = s.rounds;
-    int64_t elapsed = now_ns() - start;
-    for (int i = 0; i < 2; i++)
-        check_pthread(pthread_cond_broadcast(&s.turn_cv[i]),
-                      "pthread_cond_broadcast");
-    unlock(&s.m);
-    join_threads(tids, 2);
-
-    pthread_barrier_destroy(&s.start);
-    for (int i = 0; i < 2; i++)
-        check_pthread(pthread_cond_destroy(&s.turn_cv[i]), "pthread_cond_destroy");
-    check_pthread(pthread_mutex_destroy(&s.m), "pthread_mutex_destroy");
-    if (rounds == 0)
-        die("ping-pong made no round trip in %.3f s", (double)elapsed / 1e9);
-    return (double)elapsed / (double)rounds;
+    (void)e;
+    pt_lock(&m->pt);
 }
 
-// 4. Broadcast to BCAST_WAITERS threads waiting on one cond: µs per round,
-// from the broadcast until the last waiter has re-acquired the mutex (every
-// other waiter has by then re-acquired and released it). Waiters hold the
-// mutex from waking until their next wait, like a typical worker loop; the
-// broadcaster holds it while broadcasting and releases it by waiting for the
-// round's end.
-struct bcast_shared {
-    pthread_mutex_t m;
-    pthread_cond_t work_cv; // waiters wait here for a new generation
-    pthread_cond_t done_cv; // the broadcaster waits here for the round's end
-    uint64_t gen;           // guarded by m
-    int waiting;            // guarded by m: waiters done with this round
-    bool stop;              // guarded by m
-    int64_t round_end_ns;   // guarded by m
-};
-
-static void *bcast_main(void *arg)
+static inline void bm_unlock(enum engine e, struct bench_mutex *m)
 {
-    struct bcast_shared *s = arg;
-    lock(&s->m);
-    for (;;) {
-        if (++s->waiting == BCAST_WAITERS) {
-            s->round_end_ns = now_ns();
-            check_pthread(pthread_cond_signal(&s->done_cv), "pthread_cond_signal");
-        }
-        uint64_t gen = s->gen;
-        while (s->gen == gen && !s->stop)
-            wait_cond(&s->work_cv, &s->m);
-        if (s->stop)
-            break;
-    }
-    unlock(&s->m);
-    return NULL;
+    (void)e;
+    pt_unlock(&m->pt);
 }
 
-static double wl_broadcast(int param, int64_t duration_ns)
+static void bc_init(enum engine e, struct bench_cond *c)
 {
-    (void)param;
-    struct bcast_shared s;
-    memset(&s, 0, sizeof(s));
-    pthread_t tids[BCAST_WAITERS];
-    mutex_init(&s.m);
-    check_pthread(pthread_cond_init(&s.work_cv, NULL), "pthread_cond_init");
-    check_pthread(pthread_cond_init(&s.done_cv, NULL), "pthread_cond_init");
-    start_threads(tids, BCAST_WAITERS, bcast_main, &s, 0);
-
-    int64_t total_ns = 0;
-    uint64_t rounds = 0;
-    lock(&s.m);
-    while (s.waiting < BCAST_WAITERS)
-        wait_cond(&s.done_cv, &s.m);
-    int64_t start = now_ns();
-    do {
-        s.waiting = 0;
-        s.gen++;
-        int64_t round_start = now_ns();
-        check_pthread(pthread_cond_broadcast(&s.work_cv), "pthread_cond_broadcast");
-        while (s.waiting < BCAST_WAITERS)
-            wait_cond(&s.done_cv, &s.m);
-        total_ns += s.round_end_ns - round_start;
-        rounds++;
-    } while (now_ns() - start < duration_ns);
-    s.stop = true;
-    check_pthread(pthread_cond_broadcast(&s.work_cv), "pthread_cond_broadcast");
-    unlock(&s.m);
-    join_threads(tids, BCAST_WAITERS);
-
-    check_pthread(pthread_cond_destroy(&s.work_cv), "pthread_cond_destroy");
-    check_pthread(pthread_cond_destroy(&s.done_cv), "pthread_cond_destroy");
-    check_pthread(pthread_mutex_destroy(&s.m), "pthread_mutex_destroy");
-    return (double)total_ns / (double)rounds / 1e3;
+    (void)e;
+    memset(c, 0, sizeof(*c));
+    pt_cond_init(&c->pt);
 }
 
-struct workload {
-    const char *key; // names the workload on a worker's command line
-    const char *name;
-    const char *unit;
-    bool higher_is_better; // throughput (true) or time (false)
-    double (*run)(int param, int64_t duration_ns);
-    int param;
-};
-
-static const struct workload workloads[] = {
-    { "uncontended", "uncontended lock+unlock", "ns/pair", false, wl_uncontended, 0 },
-    { "counter2", "counter 2 threads", "Mops/s", true, wl_counter, 2 },
-    { "counter8", "counter 8 threads", "Mops/s", true, wl_counter, 8 },
-    { "pingpong", "cond ping-pong round trip", "ns", false, wl_pingpong, 0 },
-    { "broadcast", "broadcast to 32 waiters", "us/round", false, wl_broadcast, 0 },
-};
-
-#define WORKLOAD_COUNT (int)(sizeof(workloads) / sizeof(workloads[0]))
-
-static const struct workload *workload_by_key(const char *key)
+static void bc_destroy(enum engine e, struct bench_cond *c)
 {
-    for (int i = 0; i < WORKLOAD_COUNT; i++)
-        if (!strcmp(workloads[i].key, key))
-            return &workloads[i];
-    return NULL;
+    (void)e;
+    pt_cond_destroy(&c->pt);
+}
+
+static inline void bc_wait(enum engine e, struct bench_cond *c,
+                           struct bench_mutex *m)
+{
+    (void)e;
+    pt_cond_wait(&c->pt, &m->pt);
+}
+
+static inline void bc_signal(enum engine e, struct bench_cond *c)
+{
+    (void)e;
+    pt_cond_signal(&c->pt);
+}
+
+static inline void bc_broadcast(enum engine e, struct bench_cond *c)
+{
+    (void)e;
+    pt_cond_broadcast(&c->pt);
 }
 
 // ---------------------------------------------------------------------------
@@ -545,7 +237,7 @@ static int worker_main(int argc, char **argv)
         die("bad worker arguments");
     for (int i = 5; i < argc; i++) {
         if (!strcmp(argv[i], "--adaptive"))
-            use_adaptive = true;
+            adaptive_mutexes = true;
         else
             die("bad worker argument '%s'", argv[i]);
     }
@@ -554,8 +246,9 @@ static int worker_main(int argc, char **argv)
     signal(SIGALRM, worker_alarm);
     alarm((unsigned)(seconds * 1.25) + WATCHDOG_SLACK_S);
     const int64_t duration_ns = (int64_t)(seconds * 1e9);
-    w->run(w->param, duration_ns / 4); // warm-up: page faults, lazy binding
-    double v = w->run(w->param, duration_ns);
+    // warm-up: page faults, lazy binding
+    w->run((enum engine)e, w->param, duration_ns / 4);
+    double v = w->run((enum engine)e, w->param, duration_ns);
     alarm(0);
     printf("result %s %.17g\n", engines[e].name, v);
     if (fflush(stdout) || ferror(stdout))
@@ -567,20 +260,14 @@ static int worker_main(int argc, char **argv)
 // Driver
 
 struct config {
-    double seconds; // per measurement
-    int reps;
-    bool csv;
+    struct bench_opts o;
     bool forward;   // also run ENGINE_FWD
-    const char *lib; // absolute path of libparklock.so
-    bool selected[sizeof(workloads) / sizeof(workloads[0])]; // all if none
+    const char *lib; // absolute path of libparklock.so (while parsing: --lib)
+    bool selected[WORKLOAD_COUNT]; // all if none
     bool any_selected;
+    struct bench_engines measured; // glibc, parklock and (forward) fwd-glibc
     char **env[ENGINE_COUNT];
 };
-
-static bool engine_enabled(const struct config *cfg, int e)
-{
-    return e != ENGINE_FWD || cfg->forward;
-}
 
 static bool has_prefix(const char *s, const char *prefix)
 {
@@ -635,10 +322,10 @@ static double run_worker(const struct config *cfg, enum engine e,
     check_pthread(posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO),
                   "posix_spawn_file_actions_adddup2");
     char seconds[32];
-    snprintf(seconds, sizeof(seconds), "%.9g", cfg->seconds);
+    snprintf(seconds, sizeof(seconds), "%.9g", cfg->o.seconds);
     char *argv[] = { "plk_bench_preload", "--worker", (char *)engines[e].name,
                      (char *)w->key, seconds,
-                     use_adaptive ? "--adaptive" : NULL, NULL };
+                     adaptive_mutexes ? "--adaptive" : NULL, NULL };
     pid_t pid;
     int rc = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, cfg->env[e]);
     posix_spawn_file_actions_destroy(&fa);
@@ -681,74 +368,44 @@ static double run_worker(const struct config *cfg, enum engine e,
     return v;
 }
 
-struct summary {
-    double median, min, max;
+struct job {
+    const struct config *cfg;
+    const struct workload *w;
 };
 
-static int cmp_double(const void *a, const void *b)
+static double measure(enum engine e, void *arg)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+    const struct job *job = arg;
+    return run_worker(job->cfg, e, job->w);
 }
 
-static struct summary summarize(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(v[0]), cmp_double);
-    double median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-    return (struct summary){ median, v[0], v[n - 1] };
-}
-
-// Runs one workload: `reps` repetitions of every enabled engine, the order
+// Runs one workload: `reps` repetitions of every measured engine, the order
 // rotating per repetition.
 static void run_workload(const struct workload *w, const struct config *cfg,
                          struct summary out[ENGINE_COUNT])
 {
-    static double samples[ENGINE_COUNT][MAX_REPS];
-    int order[ENGINE_COUNT], n = 0;
-    for (int e = 0; e < ENGINE_COUNT; e++)
-        if (engine_enabled(cfg, e))
-            order[n++] = e;
-    for (int r = 0; r < cfg->reps; r++)
-        for (int k = 0; k < n; k++) {
-            int e = order[(r + k) % n];
-            samples[e][r] = run_worker(cfg, (enum engine)e, w);
-        }
-    for (int k = 0; k < n; k++)
-        out[order[k]] = summarize(samples[order[k]], cfg->reps);
-}
-
-// Engine `e` against plain glibc; > 1 means `e` is better.
-static double ratio(const struct workload *w, const struct summary s[ENGINE_COUNT],
-                    int e)
-{
-    double g = s[ENGINE_GLIBC].median, x = s[e].median;
-    return w->higher_is_better ? x / g : g / x;
-}
-
-static double spread_pct(const struct summary *s)
-{
-    return s->median > 0 ? (s->max - s->min) / s->median * 100 : 0;
+    struct job job = { cfg, w };
+    bench_repeat(&cfg->measured, cfg->o.reps, measure, &job, out);
 }
 
 static void print_header(const struct config *cfg)
 {
-    if (cfg->csv) {
+    const struct bench_engines *en = &cfg->measured;
+    if (cfg->o.csv) {
         printf("workload,unit");
-        for (int e = 0; e < ENGINE_COUNT; e++)
-            if (engine_enabled(cfg, e))
-                printf(",%s,%s_min,%s_max", engines[e].name, engines[e].name,
-                       engines[e].name);
-        for (int e = 1; e < ENGINE_COUNT; e++)
-            if (engine_enabled(cfg, e))
-                printf(",%s_ratio", engines[e].name);
+        for (int k = 0; k < en->n; k++)
+            printf(",%s,%s_min,%s_max", engine_name(en->id[k]),
+                   engine_name(en->id[k]), engine_name(en->id[k]));
+        for (int k = 1; k < en->n; k++)
+            printf(",%s_ratio", engine_name(en->id[k]));
         printf(",reps,seconds\n");
         return;
     }
     printf("one pthread program, plain glibc vs LD_PRELOAD=%s (%s mutexes): "
            "median of %d reps of %.2f s each, one process per measurement, "
            "engines interleaved\n",
-           cfg->lib, use_adaptive ? "ADAPTIVE_NP" : "default", cfg->reps,
-           cfg->seconds);
+           cfg->lib, adaptive_mutexes ? "ADAPTIVE_NP" : "default", cfg->o.reps,
+           cfg->o.seconds);
     printf("glibc: no preload; parklock: the preload%s\n",
            cfg->forward ? "; fwd-glibc: the preload with PARKLOCK_ENGINE=glibc "
                           "(forwards every call: the interposer's own cost)"
@@ -759,38 +416,26 @@ static void print_header(const struct config *cfg)
     const char *spin = getenv("PARKLOCK_SPIN_NS");
     if (spin)
         printf("PARKLOCK_SPIN_NS=%s passed to the preloaded runs\n", spin);
-    printf("\n%-27s %-9s", "workload", "unit");
-    for (int e = 0; e < ENGINE_COUNT; e++)
-        if (engine_enabled(cfg, e))
-            printf(" %11s %7s%s", engines[e].name, "spread",
-                   e == ENGINE_GLIBC ? "" : "   ratio");
     printf("\n");
-    fflush(stdout);
+    table_header(en);
 }
 
 static void print_row(const struct workload *w, const struct config *cfg,
                       const struct summary s[ENGINE_COUNT])
 {
-    if (cfg->csv) {
-        printf("%s,%s", w->name, w->unit);
-        for (int e = 0; e < ENGINE_COUNT; e++)
-            if (engine_enabled(cfg, e))
-                printf(",%.4f,%.4f,%.4f", s[e].median, s[e].min, s[e].max);
-        for (int e = 1; e < ENGINE_COUNT; e++)
-            if (engine_enabled(cfg, e))
-                printf(",%.4f", ratio(w, s, e));
-        printf(",%d,%.3f\n", cfg->reps, cfg->seconds);
-    } else {
-        printf("%-27s %-9s", w->name, w->unit);
-        for (int e = 0; e < ENGINE_COUNT; e++) {
-            if (!engine_enabled(cfg, e))
-                continue;
-            printf(" %11.2f %6.1f%%", s[e].median, spread_pct(&s[e]));
-            if (e != ENGINE_GLIBC)
-                printf(" %7.2f", ratio(w, s, e));
-        }
-        printf("\n");
+    const struct bench_engines *en = &cfg->measured;
+    if (!cfg->o.csv) {
+        table_row(w, en, s);
+        return;
     }
+    printf("%s,%s", w->name, w->unit);
+    for (int k = 0; k < en->n; k++) {
+        const struct summary *x = &s[en->id[k]];
+        printf(",%.4f,%.4f,%.4f", x->median, x->min, x->max);
+    }
+    for (int k = 1; k < en->n; k++)
+        printf(",%.4f", ratio(w, s, en->id[k]));
+    printf(",%d,%.3f\n", cfg->o.reps, cfg->o.seconds);
     fflush(stdout);
 }
 
@@ -845,63 +490,42 @@ static void usage(FILE *f)
             MAX_REPS);
 }
 
+// The options of this program alone, for bench_parse_args.
+static bool more_option(int argc, char **argv, int *i, void *ctx)
+{
+    struct config *cfg = ctx;
+    const char *a = argv[*i];
+    if (!strcmp(a, "--no-forward")) {
+        cfg->forward = false;
+    } else if (!strcmp(a, "--adaptive")) {
+        adaptive_mutexes = true;
+    } else if (!strcmp(a, "--lib") && *i + 1 < argc) {
+        cfg->lib = argv[++*i];
+    } else if (!strcmp(a, "--workload") && *i + 1 < argc) {
+        const struct workload *w = workload_by_key(argv[++*i]);
+        if (!w)
+            die("--workload: no workload '%s' (see --help)", argv[*i]);
+        cfg->selected[w - workloads] = true;
+        cfg->any_selected = true;
+    } else {
+        return false;
+    }
+    return true;
+}
+
 static void parse_args(int argc, char **argv, struct config *cfg)
 {
-    bool seconds_set = false, reps_set = false;
-    bool quick = false;
-    const char *lib = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        char *end;
-        if (!strcmp(a, "--quick")) {
-            quick = true;
-        } else if (!strcmp(a, "--csv")) {
-            cfg->csv = true;
-        } else if (!strcmp(a, "--no-forward")) {
-            cfg->forward = false;
-        } else if (!strcmp(a, "--adaptive")) {
-            use_adaptive = true;
-        } else if (!strcmp(a, "--lib") && i + 1 < argc) {
-            lib = argv[++i];
-        } else if (!strcmp(a, "--workload") && i + 1 < argc) {
-            const struct workload *w = workload_by_key(argv[++i]);
-            if (!w)
-                die("--workload: no workload '%s' (see --help)", argv[i]);
-            cfg->selected[w - workloads] = true;
-            cfg->any_selected = true;
-        } else if (!strcmp(a, "--seconds") && i + 1 < argc) {
-            cfg->seconds = strtod(argv[++i], &end);
-            if (*end || !(cfg->seconds >= 0.001 && cfg->seconds <= 3600))
-                die("--seconds wants a number in [0.001, 3600], not '%s'", argv[i]);
-            seconds_set = true;
-        } else if (!strcmp(a, "--reps") && i + 1 < argc) {
-            long n = strtol(argv[++i], &end, 10);
-            if (*end || n < 1 || n > MAX_REPS)
-                die("--reps wants an integer in [1, %d], not '%s'", MAX_REPS,
-                    argv[i]);
-            cfg->reps = (int)n;
-            reps_set = true;
-        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            exit(EXIT_SUCCESS);
-        } else {
-            usage(stderr);
-            exit(EXIT_FAILURE);
-        }
-    }
-    if (quick) {
-        if (!seconds_set)
-            cfg->seconds = 0.05;
-        if (!reps_set)
-            cfg->reps = 3;
-    }
-    if (lib) {
-        cfg->lib = resolve_lib(lib);
+    bench_parse_args(argc, argv, &cfg->o, more_option, cfg, usage);
+    if (cfg->lib) {
+        cfg->lib = resolve_lib(cfg->lib);
     } else {
         char *guess = default_lib();
         cfg->lib = resolve_lib(guess);
         free(guess);
     }
+    for (int e = 0; e < ENGINE_COUNT; e++)
+        if (e != ENGINE_FWD || cfg->forward)
+            cfg->measured.id[cfg->measured.n++] = (enum engine)e;
 }
 
 int main(int argc, char **argv)
@@ -909,7 +533,7 @@ int main(int argc, char **argv)
     if (argc > 1 && !strcmp(argv[1], "--worker"))
         return worker_main(argc, argv);
 
-    struct config cfg = { .seconds = 0.4, .reps = 7, .forward = true };
+    struct config cfg = { .o = { .seconds = 0.4, .reps = 7 }, .forward = true };
     parse_args(argc, argv, &cfg);
     const char *inherited = getenv("LD_PRELOAD");
     if (inherited && *inherited)
