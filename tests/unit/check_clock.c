@@ -3,15 +3,8 @@
 #include <time.h>
 
 #include "clock.h"
+#include "helpers.h"
 #include "suites.h"
-
-// The two clocks a deadline may use; loop tests index this table.
-static const clockid_t clocks[] = { CLOCK_MONOTONIC, CLOCK_REALTIME };
-
-static int64_t ts_to_ns(const struct timespec *ts)
-{
-    return (int64_t)ts->tv_sec * PLK_NS_PER_SEC + ts->tv_nsec;
-}
 
 static struct timespec now_on(clockid_t clock)
 {
@@ -40,8 +33,8 @@ START_TEST(now_ns_follows_clock_gettime)
     int64_t now = clock == CLOCK_MONOTONIC ? plk_clock_now_ns()
                                            : plk_clock_now_ns_on(clock);
     struct timespec after = now_on(clock);
-    ck_assert_int_ge(now, ts_to_ns(&before));
-    ck_assert_int_le(now, ts_to_ns(&after));
+    ck_assert_int_ge(now, ts_ns(&before));
+    ck_assert_int_le(now, ts_ns(&after));
 }
 END_TEST
 
@@ -58,8 +51,8 @@ START_TEST(deadline_after_is_monotonic_and_normalised)
         int64_t after = plk_clock_now_ns();
         ck_assert_int_eq(d.clock, CLOCK_MONOTONIC);
         assert_normalised(&d);
-        ck_assert_int_ge(ts_to_ns(&d.when), before + timeouts[i]);
-        ck_assert_int_le(ts_to_ns(&d.when), after + timeouts[i]);
+        ck_assert_int_ge(ts_ns(&d.when), before + timeouts[i]);
+        ck_assert_int_le(ts_ns(&d.when), after + timeouts[i]);
     }
 }
 END_TEST
@@ -113,15 +106,14 @@ START_TEST(deadline_passed_once_reached)
 {
     clockid_t clock = clocks[_i];
     struct timespec now = now_on(clock);
-    int64_t target = ts_to_ns(&now) + 20 * 1000 * 1000;
+    int64_t target = ts_ns(&now) + 20 * MS;
     struct plk_deadline d = deadline_at(clock, target / PLK_NS_PER_SEC,
                                         target % PLK_NS_PER_SEC);
-    struct timespec nap = { .tv_sec = 0, .tv_nsec = 5 * 1000 * 1000 };
     while (!plk_deadline_passed(&d))
-        nanosleep(&nap, NULL);
+        sleep_ns(5 * MS);
     // Never reported early.
     struct timespec after = now_on(clock);
-    ck_assert_int_ge(ts_to_ns(&after), target);
+    ck_assert_int_ge(ts_ns(&after), target);
 }
 END_TEST
 
@@ -140,10 +132,9 @@ END_TEST
 Suite *clock_suite(void)
 {
     Suite *s = suite_create("clock");
-    int n_clocks = (int)(sizeof clocks / sizeof clocks[0]);
 
     TCase *now = tcase_create("now");
-    tcase_add_loop_test(now, now_ns_follows_clock_gettime, 0, n_clocks);
+    tcase_add_loop_test(now, now_ns_follows_clock_gettime, 0, N_CLOCKS);
     suite_add_tcase(s, now);
 
     TCase *after = tcase_create("deadline_after_ns");
@@ -153,9 +144,9 @@ Suite *clock_suite(void)
     suite_add_tcase(s, after);
 
     TCase *passed = tcase_create("deadline_passed");
-    tcase_add_loop_test(passed, deadline_passed_past_and_future, 0, n_clocks);
-    tcase_add_loop_test(passed, deadline_passed_once_reached, 0, n_clocks);
-    tcase_add_loop_test(passed, deadline_passed_negative_seconds, 0, n_clocks);
+    tcase_add_loop_test(passed, deadline_passed_past_and_future, 0, N_CLOCKS);
+    tcase_add_loop_test(passed, deadline_passed_once_reached, 0, N_CLOCKS);
+    tcase_add_loop_test(passed, deadline_passed_negative_seconds, 0, N_CLOCKS);
     suite_add_tcase(s, passed);
     return s;
 }

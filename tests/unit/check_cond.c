@@ -8,111 +8,25 @@
 // Timing is never asserted tightly: a timeout must not come before its
 // deadline, and "promptly" or "eventually" means within seconds.
 #include <check.h>
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "clock.h"
 #include "cond.h"
+#include "helpers.h"
 #include "mutex.h"
 #include "parker.h"
 #include "parking_lot.h"
 #include "suites.h"
 
-// Sanitizers slow every access down by an order of magnitude or more.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SCALE 5
-#else
-#define SCALE 1
-#endif
-
-#define MS (1000 * 1000LL)
-#define LOCKED_PARKED (PLK_MUTEX_LOCKED | PLK_MUTEX_PARKED)
-
-typedef void *(*thread_fn)(void *);
-
 /* ---- helpers ------------------------------------------------------------ */
-
-// Starts n threads; thread i gets (char *)args + i * stride.
-static void spawn(pthread_t *t, size_t n, thread_fn fn, void *args,
-                  size_t stride)
-{
-    for (size_t i = 0; i < n; i++)
-        ck_assert_int_eq(pthread_create(&t[i], NULL, fn,
-                                        (char *)args + i * stride), 0);
-}
-
-static void join(pthread_t *t, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        ck_assert_int_eq(pthread_join(t[i], NULL), 0);
-}
-
-static void sleep_ns(int64_t ns)
-{
-    struct timespec ts = { .tv_sec = ns / PLK_NS_PER_SEC,
-                           .tv_nsec = ns % PLK_NS_PER_SEC };
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
-static uint32_t word_of(struct plk_mutex *m)
-{
-    return atomic_load(&m->word);
-}
-
-static int64_t ts_ns(const struct timespec *ts)
-{
-    return (int64_t)ts->tv_sec * PLK_NS_PER_SEC + ts->tv_nsec;
-}
-
-// A deadline `ns` from now on `clock`.
-static struct plk_deadline deadline_in(clockid_t clock, int64_t ns)
-{
-    int64_t t = plk_clock_now_ns_on(clock) + ns;
-    struct plk_deadline d = { .clock = clock };
-    d.when.tv_sec = t / PLK_NS_PER_SEC;
-    d.when.tv_nsec = t % PLK_NS_PER_SEC;
-    return d;
-}
-
-static const clockid_t clocks[] = { CLOCK_MONOTONIC, CLOCK_REALTIME };
-
-// Whether every thread of the process but the caller is blocked (no thread
-// running or runnable), from /proc/self/task/*/stat.
-static bool others_blocked(void)
-{
-    char self[32];
-    snprintf(self, sizeof self, "%d", (int)gettid());
-    DIR *dir = opendir("/proc/self/task");
-    ck_assert_ptr_nonnull(dir);
-    bool blocked = true;
-    for (struct dirent *e; blocked && (e = readdir(dir));) {
-        if (e->d_name[0] == '.' || strcmp(e->d_name, self) == 0)
-            continue;
-        char path[300], stat[512];
-        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue; // it has just exited
-        size_t len = fread(stat, 1, sizeof stat - 1, f);
-        fclose(f);
-        stat[len] = '\0';
-        const char *state = strrchr(stat, ')'); // the name may hold spaces
-        blocked = !state || state[1] != ' ' || state[2] != 'R';
-    }
-    closedir(dir);
-    return blocked;
-}
 
 static void *trylock_main(void *arg)
 {
@@ -206,26 +120,13 @@ static void start_waiters(struct waiter *w, pthread_t *t, size_t n,
     spawn(t, n, waiter_main, w, sizeof w[0]);
 }
 
-// Whether, before `end_ns`, n threads entered their wait, n threads are
+// Waits (20 s at most) until n threads entered their wait, n threads are
 // parked and all are asleep: then every one of them sleeps in the cond's
-// queue (none can be parked on the mutex once it has counted itself in, and
-// the lot counts a thread before it is queued: only once it blocks is it
-// surely there).
-static bool wait_waiting_until(atomic_size_t *entered, size_t n,
-                               int64_t end_ns)
-{
-    while (atomic_load(entered) != n ||
-           plk_parking_lot_parked_threads() != n || !others_blocked()) {
-        if (plk_clock_now_ns() >= end_ns)
-            return false;
-        sleep_ns(100 * 1000);
-    }
-    return true;
-}
-
+// queue (none can be parked on the mutex once it has counted itself in).
 static void await_waiting(atomic_size_t *entered, size_t n)
 {
-    ck_assert_msg(wait_waiting_until(entered, n, plk_clock_now_ns() + 20000 * MS),
+    int64_t end = plk_clock_now_ns() + 20000 * MS;
+    ck_assert_msg(parked_and_asleep_by(entered, n, end),
                   "expected %zu waiters, have %zu entered and %zu parked", n,
                   atomic_load(entered), plk_parking_lot_parked_threads());
 }
@@ -399,10 +300,7 @@ START_TEST(cond_timedwait_times_out)
     if (past) {
         ck_assert(plk_clock_now_ns() - start < 2000 * MS);
     } else {
-        ck_assert_msg(now >= ts_ns(&d.when), "returned %lld ns early",
-                      (long long)(ts_ns(&d.when) - now));
-        ck_assert_msg(now < ts_ns(&d.when) + 5000 * MS, "returned %lld ns late",
-                      (long long)(now - ts_ns(&d.when)));
+        check_timed_out_in_time(&d, now);
     }
     ck_assert(plk_mutex_is_locked(&m));
     ck_assert_uint_eq(word_of(&m), PLK_MUTEX_LOCKED);
@@ -767,8 +665,8 @@ START_TEST(cond_timeout_during_requeue)
 
         size_t released;
         if (hold) {
-            bool all = wait_waiting_until(&entered, N_PLAIN + N_TIMED,
-                                          ts_ns(&d.when));
+            bool all = parked_and_asleep_by(&entered, N_PLAIN + N_TIMED,
+                                            ts_ns(&d.when));
             plk_mutex_lock(&m);
             g.go = true;
             released = plk_cond_broadcast(&c);

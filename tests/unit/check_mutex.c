@@ -5,124 +5,33 @@
 // Timing is never asserted tightly: a timeout must not come before its
 // deadline, and "promptly" or "eventually" means within seconds.
 #include <check.h>
-#include <dirent.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "clock.h"
+#include "helpers.h"
 #include "mutex.h"
 #include "parking_lot.h"
 #include "suites.h"
 
-// Sanitizers slow every access down by an order of magnitude or more.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SCALE 5
-#else
-#define SCALE 1
-#endif
-
-#define MS (1000 * 1000LL)
-#define LOCKED_PARKED (PLK_MUTEX_LOCKED | PLK_MUTEX_PARKED)
-
-typedef void *(*thread_fn)(void *);
-
 /* ---- helpers ------------------------------------------------------------ */
 
-// Starts n threads; thread i gets (char *)args + i * stride.
-static void spawn(pthread_t *t, size_t n, thread_fn fn, void *args,
-                  size_t stride)
-{
-    for (size_t i = 0; i < n; i++)
-        ck_assert_int_eq(pthread_create(&t[i], NULL, fn,
-                                        (char *)args + i * stride), 0);
-}
-
-static void join(pthread_t *t, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        ck_assert_int_eq(pthread_join(t[i], NULL), 0);
-}
-
-static void sleep_ns(int64_t ns)
-{
-    struct timespec ts = { .tv_sec = ns / PLK_NS_PER_SEC,
-                           .tv_nsec = ns % PLK_NS_PER_SEC };
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
-// Whether every thread of the process but the caller is blocked (no thread
-// running or runnable), from /proc/self/task/*/stat.
-static bool others_blocked(void)
-{
-    char self[32];
-    snprintf(self, sizeof self, "%d", (int)gettid());
-    DIR *dir = opendir("/proc/self/task");
-    ck_assert_ptr_nonnull(dir);
-    bool blocked = true;
-    for (struct dirent *e; blocked && (e = readdir(dir));) {
-        if (e->d_name[0] == '.' || strcmp(e->d_name, self) == 0)
-            continue;
-        char path[300], stat[512];
-        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue; // it has just exited
-        size_t len = fread(stat, 1, sizeof stat - 1, f);
-        fclose(f);
-        stat[len] = '\0';
-        const char *state = strrchr(stat, ')'); // the name may hold spaces
-        blocked = !state || state[1] != ' ' || state[2] != 'R';
-    }
-    closedir(dir);
-    return blocked;
-}
-
-// Waits (20 s at most) until exactly n threads are parked and asleep. The
-// lot counts a thread from its entry into plk_park_ex, before it is queued:
-// only once it blocks is it surely in the queue.
+// Waits (20 s at most) until exactly n threads are parked and asleep.
 static void await_parked(size_t n)
 {
     int64_t end = plk_clock_now_ns() + 20000 * MS;
-    while (plk_parking_lot_parked_threads() != n || !others_blocked()) {
-        ck_assert_msg(plk_clock_now_ns() < end,
-                      "expected %zu parked threads, have %zu", n,
-                      plk_parking_lot_parked_threads());
-        sleep_ns(100 * 1000);
-    }
+    ck_assert_msg(parked_and_asleep_by(NULL, n, end),
+                  "expected %zu parked threads, have %zu", n,
+                  plk_parking_lot_parked_threads());
 }
 
-static uint32_t word_of(struct plk_mutex *m)
-{
-    return atomic_load(&m->word);
-}
-
-static int64_t ts_ns(const struct timespec *ts)
-{
-    return (int64_t)ts->tv_sec * PLK_NS_PER_SEC + ts->tv_nsec;
-}
-
-// A deadline `ns` from now on `clock`.
-static struct plk_deadline deadline_in(clockid_t clock, int64_t ns)
-{
-    int64_t t = plk_clock_now_ns_on(clock) + ns;
-    struct plk_deadline d = { .clock = clock };
-    d.when.tv_sec = t / PLK_NS_PER_SEC;
-    d.when.tv_nsec = t % PLK_NS_PER_SEC;
-    return d;
-}
-
-static const clockid_t clocks[] = { CLOCK_MONOTONIC, CLOCK_REALTIME };
-
-/* A thread that holds a mutex until told to let go. */
+/* A thread that locks a mutex, reports that it holds it, and holds on until
+ * told to let go. */
 struct holder {
     struct plk_mutex *m;
     atomic_bool held;
@@ -141,14 +50,26 @@ static void *holder_main(void *arg)
     return NULL;
 }
 
-static void holder_start(struct holder *h, struct plk_mutex *m)
+// Starts `h` on `m`, without waiting for it to get `m`.
+static void holder_spawn(struct holder *h, struct plk_mutex *m)
 {
     h->m = m;
     atomic_init(&h->held, false);
     atomic_init(&h->release, false);
     spawn(&h->thread, 1, holder_main, h, 0);
+}
+
+static void holder_await_held(struct holder *h)
+{
     while (!atomic_load(&h->held))
         sleep_ns(100 * 1000);
+}
+
+// Starts `h` on `m` and returns once it holds `m`.
+static void holder_start(struct holder *h, struct plk_mutex *m)
+{
+    holder_spawn(h, m);
+    holder_await_held(h);
 }
 
 static void holder_stop(struct holder *h)
@@ -352,48 +273,27 @@ START_TEST(mutex_parked_waiter_not_starved)
 }
 END_TEST
 
-// A waiter that owns the mutex after a handoff: it reports and then holds
-// on until released.
-struct handoff {
-    struct plk_mutex *m;
-    atomic_bool acquired;
-    atomic_bool release;
-};
-
-static void *handoff_main(void *arg)
-{
-    struct handoff *h = arg;
-    plk_mutex_lock(h->m);
-    atomic_store(&h->acquired, true);
-    while (!atomic_load(&h->release))
-        sleep_ns(100 * 1000);
-    plk_mutex_unlock(h->m);
-    return NULL;
-}
-
-// unlock_fair with a parked waiter leaves the word LOCKED: the waiter owns
-// it, and the unlocker cannot take it back.
+// unlock_fair with a parked waiter leaves the word LOCKED: the waiter (a
+// holder, which then holds on until released) owns it, and the unlocker
+// cannot take it back.
 START_TEST(mutex_unlock_fair_hands_off)
 {
     struct plk_mutex m = PLK_MUTEX_INIT;
-    struct handoff h = { .m = &m };
-    pthread_t t;
+    struct holder h;
     plk_mutex_lock(&m);
-    spawn(&t, 1, handoff_main, &h, 0);
+    holder_spawn(&h, &m);
     await_parked(1);
     ck_assert_uint_eq(word_of(&m), LOCKED_PARKED);
 
     plk_mutex_unlock_fair(&m);
     ck_assert_msg(!plk_mutex_trylock(&m), "unlock_fair did not hand off");
     ck_assert(plk_mutex_is_locked(&m));
-    while (!atomic_load(&h.acquired))
-        sleep_ns(100 * 1000);
+    holder_await_held(&h);
     // It was the only waiter: no PARKED bit left behind.
     ck_assert_uint_eq(word_of(&m), PLK_MUTEX_LOCKED);
     ck_assert(!plk_mutex_trylock(&m));
 
-    atomic_store(&h.release, true);
-    join(&t, 1);
+    holder_stop(&h);
     ck_assert_uint_eq(word_of(&m), 0);
 }
 END_TEST
@@ -552,10 +452,7 @@ START_TEST(mutex_timedlock_times_out)
     bool got = plk_mutex_timedlock(&m, &d);
     int64_t now = plk_clock_now_ns_on(clock);
     ck_assert(!got);
-    ck_assert_msg(now >= ts_ns(&d.when), "returned %lld ns early",
-                  (long long)(ts_ns(&d.when) - now));
-    ck_assert_msg(now < ts_ns(&d.when) + 5000 * MS, "returned %lld ns late",
-                  (long long)(now - ts_ns(&d.when)));
+    check_timed_out_in_time(&d, now);
     ck_assert_uint_eq(word_of(&m), PLK_MUTEX_LOCKED);
     ck_assert_uint_eq(plk_parking_lot_parked_threads(), 0);
 

@@ -8,35 +8,9 @@
 #include <time.h>
 
 #include "clock.h"
+#include "helpers.h"
 #include "parker.h"
 #include "suites.h"
-
-#define MS (1000 * 1000LL)
-// Generous bound for anything we wait for: only a hang should exceed it.
-#define PATIENCE_NS (10 * PLK_NS_PER_SEC)
-
-static const clockid_t clocks[] = { CLOCK_MONOTONIC, CLOCK_REALTIME };
-
-static struct plk_deadline deadline_in(clockid_t clock, int64_t ns)
-{
-    int64_t t = plk_clock_now_ns_on(clock) + ns;
-    struct plk_deadline d = {
-        .when = { .tv_sec = t / PLK_NS_PER_SEC, .tv_nsec = t % PLK_NS_PER_SEC },
-        .clock = clock,
-    };
-    return d;
-}
-
-static int64_t deadline_ns(const struct plk_deadline *d)
-{
-    return (int64_t)d->when.tv_sec * PLK_NS_PER_SEC + d->when.tv_nsec;
-}
-
-static void nap_ms(long ms)
-{
-    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = ms % 1000 * MS };
-    nanosleep(&ts, NULL);
-}
 
 /* A thread that arms its own parker, publishes it and waits on it. Fields
  * other than the atomics are read by the test only after the join. */
@@ -66,7 +40,7 @@ static void *sleeper_main(void *arg)
 // after its deadline: the word stays SLEEPING then too).
 static void start_sleeper(struct sleeper *s)
 {
-    ck_assert_int_eq(pthread_create(&s->thread, NULL, sleeper_main, s), 0);
+    spawn(&s->thread, 1, sleeper_main, s, 0);
     int64_t give_up = plk_clock_now_ns() + PATIENCE_NS;
     struct plk_parker *p;
     while (!(p = atomic_load(&s->parker)) ||
@@ -78,7 +52,7 @@ static void start_sleeper(struct sleeper *s)
 
 static void join_sleeper(struct sleeper *s)
 {
-    ck_assert_int_eq(pthread_join(s->thread, NULL), 0);
+    join(&s->thread, 1);
     ck_assert(atomic_load(&s->done));
 }
 
@@ -108,7 +82,7 @@ static int pester(struct sleeper *s, int max_signals)
     while (sent < max_signals && !atomic_load(&s->done)) {
         ck_assert_int_eq(pthread_kill(s->thread, SIGUSR1), 0);
         sent++;
-        nap_ms(1);
+        sleep_ns(MS);
     }
     return sent;
 }
@@ -140,7 +114,7 @@ START_TEST(wait_times_out_no_earlier_than_deadline)
     int64_t start = plk_clock_now_ns();
     struct plk_deadline d = deadline_in(clock, 30 * MS);
     ck_assert(!plk_parker_wait(p, &d));
-    ck_assert_int_ge(plk_clock_now_ns_on(clock), deadline_ns(&d));
+    ck_assert_int_ge(plk_clock_now_ns_on(clock), ts_ns(&d.when));
     ck_assert_int_lt(plk_clock_now_ns() - start, 5 * PLK_NS_PER_SEC);
     ck_assert_uint_gt(plk_parker_stats().futex_waits, waits_before);
 }
@@ -188,7 +162,7 @@ START_TEST(signals_do_not_end_timed_wait)
     join_sleeper(&s);
     ck_assert_int_gt(sent, 0);
     ck_assert(!s.woken);
-    ck_assert_int_ge(plk_clock_now_ns(), deadline_ns(&s.deadline));
+    ck_assert_int_ge(plk_clock_now_ns(), ts_ns(&s.deadline.when));
 #ifndef __SANITIZE_THREAD__
     // TSan defers handlers to its own sync points; elsewhere they must run.
     ck_assert_int_gt(atomic_load(&signals_handled), 0);
@@ -229,8 +203,8 @@ START_TEST(stats_start_at_zero_per_thread)
 
     struct plk_parker_stats fresh = { 1, 1 };
     pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, report_stats, &fresh), 0);
-    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    spawn(&t, 1, report_stats, &fresh, 0);
+    join(&t, 1);
     ck_assert_uint_eq(fresh.futex_waits, 0);
     ck_assert_uint_eq(fresh.futex_wakes, 0);
 }
@@ -260,15 +234,14 @@ END_TEST
 Suite *parker_suite(void)
 {
     Suite *s = suite_create("parker");
-    int n_clocks = (int)(sizeof clocks / sizeof clocks[0]);
 
     TCase *wait = tcase_create("wait");
     tcase_set_timeout(wait, 60);
     tcase_add_test(wait, wake_before_wait_returns_immediately);
     tcase_add_loop_test(wait, wait_times_out_no_earlier_than_deadline, 0,
-                        n_clocks);
+                        N_CLOCKS);
     tcase_add_loop_test(wait, wait_with_past_deadline_returns_false, 0,
-                        n_clocks);
+                        N_CLOCKS);
     tcase_add_loop_test(wait, wake_from_other_thread, 0, 2);
     suite_add_tcase(s, wait);
 

@@ -15,20 +15,12 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "helpers.h"
 #include "parking_lot.h"
 #include "suites.h"
 
-#define MS (1000 * 1000LL)
-#define US (1000LL)
-// Generous bound for anything we wait for: only a hang should exceed it.
-#define PATIENCE_NS (10 * PLK_NS_PER_SEC)
-
 // Sanitizer builds run several times slower: shrink the stress loops.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SLOWDOWN 4
-#else
-#define SLOWDOWN 1
-#endif
+#define SLOWDOWN SANITIZER_SLOWDOWN(4)
 
 #ifdef __SANITIZE_THREAD__
 // The fork test starts threads in the child of a multithreaded process,
@@ -41,32 +33,9 @@ __attribute__((visibility("default"))) const char *__tsan_default_options(void)
 }
 #endif
 
-static const clockid_t clocks[] = { CLOCK_MONOTONIC, CLOCK_REALTIME };
-
 /* ------------------------------------------------------------------------
- * Time and polling helpers.
+ * Polling helpers.
  */
-
-static struct plk_deadline deadline_in(clockid_t clock, int64_t ns)
-{
-    int64_t t = plk_clock_now_ns_on(clock) + ns;
-    struct plk_deadline d = {
-        .when = { .tv_sec = t / PLK_NS_PER_SEC, .tv_nsec = t % PLK_NS_PER_SEC },
-        .clock = clock,
-    };
-    return d;
-}
-
-static int64_t deadline_ns(const struct plk_deadline *d)
-{
-    return (int64_t)d->when.tv_sec * PLK_NS_PER_SEC + d->when.tv_nsec;
-}
-
-static void nap_ms(long ms)
-{
-    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = ms % 1000 * MS };
-    nanosleep(&ts, NULL);
-}
 
 // Polls `done(arg)` until it holds; false if PATIENCE_NS ran out first.
 // Uses no Check assertion, so the child of a fork may call it too.
@@ -179,7 +148,7 @@ static void park_waiters(struct waiter *ws, size_t n, const void *address)
 
 static void join_waiter(struct waiter *w)
 {
-    ck_assert_int_eq(pthread_join(w->thread, NULL), 0);
+    join(&w->thread, 1);
 }
 
 // Joins `w` and checks that an unpark woke it with `token`.
@@ -387,9 +356,9 @@ START_TEST(park_sleeps_when_value_equal)
     struct plain_park p = { .address = &mem.bytes[size],
                             .expected = &expected.bytes[size],
                             .size = size };
-    ck_assert_int_eq(pthread_create(&p.thread, NULL, plain_park_main, &p), 0);
+    spawn(&p.thread, 1, plain_park_main, &p, 0);
     wait_parked(1);
-    nap_ms(20);
+    sleep_ns(20 * MS);
     ck_assert(!atomic_load(&p.done));
 
     // parked_threads counts from the entry into park, so the thread may not
@@ -397,7 +366,7 @@ START_TEST(park_sleeps_when_value_equal)
     int64_t give_up = plk_clock_now_ns() + PATIENCE_NS;
     while (plk_unpark_one(p.address, NULL, NULL) == 0)
         ck_assert_int_lt(plk_clock_now_ns(), give_up);
-    ck_assert_int_eq(pthread_join(p.thread, NULL), 0);
+    join(&p.thread, 1);
     ck_assert_int_eq(p.result, PLK_PARK_OK);
 }
 END_TEST
@@ -439,7 +408,7 @@ START_TEST(park_ex_times_out_at_absolute_deadline)
     int64_t start = plk_clock_now_ns();
     ck_assert_int_eq(plk_park_ex(&word, &no_ops, &d, NULL, NULL),
                      PLK_PARK_TIMEOUT);
-    ck_assert_int_ge(plk_clock_now_ns_on(clock), deadline_ns(&d));
+    ck_assert_int_ge(plk_clock_now_ns_on(clock), ts_ns(&d.when));
     ck_assert_int_lt(plk_clock_now_ns() - start, 5 * PLK_NS_PER_SEC);
     unpark_expect_none(&word);
 }
@@ -475,7 +444,7 @@ START_TEST(timed_out_reports_was_last)
     park_waiter(&short1, &word, &d);
     join_waiter(&short1);
     ck_assert_int_eq(short1.result, PLK_PARK_TIMEOUT);
-    ck_assert_int_ge(plk_clock_now_ns(), deadline_ns(&d));
+    ck_assert_int_ge(plk_clock_now_ns(), ts_ns(&d.when));
     ck_assert_int_eq(short1.timed_out_calls, 1);
     ck_assert_ptr_eq(short1.timed_out_key, &word);
     ck_assert(!short1.was_last);
@@ -914,7 +883,7 @@ START_TEST(requeued_waiter_times_out_on_new_address)
     // even though `from` is empty.
     join_waiter(&moved);
     ck_assert_int_eq(moved.result, PLK_PARK_TIMEOUT);
-    ck_assert_int_ge(plk_clock_now_ns(), deadline_ns(&d));
+    ck_assert_int_ge(plk_clock_now_ns(), ts_ns(&d.when));
     ck_assert_int_eq(moved.timed_out_calls, 1);
     ck_assert_ptr_eq(moved.timed_out_key, &to);
     ck_assert(!moved.was_last);
@@ -956,10 +925,10 @@ START_TEST(opposite_requeues_keep_every_waiter)
     struct ping_pong there = { &a, &b, 20000 / SLOWDOWN };
     struct ping_pong back = { &b, &a, 20000 / SLOWDOWN };
     pthread_t t1, t2;
-    ck_assert_int_eq(pthread_create(&t1, NULL, ping_pong_main, &there), 0);
-    ck_assert_int_eq(pthread_create(&t2, NULL, ping_pong_main, &back), 0);
-    ck_assert_int_eq(pthread_join(t1, NULL), 0);
-    ck_assert_int_eq(pthread_join(t2, NULL), 0);
+    spawn(&t1, 1, ping_pong_main, &there, 0);
+    spawn(&t2, 1, ping_pong_main, &back, 0);
+    join(&t1, 1);
+    join(&t2, 1);
     ck_assert_uint_eq(plk_unpark_all(&a) + plk_unpark_all(&b), N);
     for (size_t i = 0; i < N; i++)
         expect_woken(&ws[i], PLK_TOKEN_NORMAL);
@@ -1021,8 +990,7 @@ START_TEST(table_grows_while_threads_park)
     // All start at once, so the table grows while others enqueue.
     for (size_t i = 0; i < GROWTH_THREADS; i++) {
         cs[i].address = &words[i];
-        ck_assert_int_eq(pthread_create(&cs[i].thread, NULL, churner_main,
-                                        &cs[i]), 0);
+        spawn(&cs[i].thread, 1, churner_main, &cs[i], 0);
     }
     ck_assert_msg(poll_until(all_queued_once, cs), "not all threads queued");
     size_t grown = plk_parking_lot_table_size();
@@ -1046,7 +1014,7 @@ START_TEST(table_grows_while_threads_park)
         sched_yield();
     }
     for (size_t i = 0; i < GROWTH_THREADS; i++) {
-        ck_assert_int_eq(pthread_join(cs[i].thread, NULL), 0);
+        join(&cs[i].thread, 1);
         ck_assert_int_eq(cs[i].bad, 0);
         ck_assert_int_eq(cs[i].woken, GROWTH_ROUNDS);
         ck_assert_int_eq(claimed[i], GROWTH_ROUNDS);
@@ -1128,17 +1096,12 @@ START_TEST(timeout_never_loses_claimed_wakeup)
 {
     static struct race race;
     pthread_t waiters[RACE_WAITERS], unparkers[RACE_UNPARKERS];
-    for (size_t i = 0; i < RACE_WAITERS; i++)
-        ck_assert_int_eq(pthread_create(&waiters[i], NULL, race_waiter, &race), 0);
-    for (size_t i = 0; i < RACE_UNPARKERS; i++)
-        ck_assert_int_eq(pthread_create(&unparkers[i], NULL, race_unparker,
-                                        &race), 0);
-    nap_ms(RACE_MS);
+    spawn(waiters, RACE_WAITERS, race_waiter, &race, 0);
+    spawn(unparkers, RACE_UNPARKERS, race_unparker, &race, 0);
+    sleep_ns(RACE_MS * MS);
     atomic_store(&race.stop, true);
-    for (size_t i = 0; i < RACE_UNPARKERS; i++)
-        ck_assert_int_eq(pthread_join(unparkers[i], NULL), 0);
-    for (size_t i = 0; i < RACE_WAITERS; i++)
-        ck_assert_int_eq(pthread_join(waiters[i], NULL), 0);
+    join(unparkers, RACE_UNPARKERS);
+    join(waiters, RACE_WAITERS);
 
     uint64_t claimed = atomic_load(&race.claimed);
     ck_assert_uint_eq(atomic_load(&race.again), 0);
@@ -1266,8 +1229,7 @@ START_TEST(fork_with_parked_threads)
     struct waiter ws[PARKED];
     pthread_t churners[CHURNERS];
     park_waiters(ws, PARKED, &parked_word);
-    for (size_t i = 0; i < CHURNERS; i++)
-        ck_assert_int_eq(pthread_create(&churners[i], NULL, churn_main, &churn), 0);
+    spawn(churners, CHURNERS, churn_main, &churn, 0);
     // Only fork once the churners run their own code: while a thread starts
     // up, the ASan runtime (GCC 12) mallocs, and a child forked then
     // inherits its allocator lock held and deadlocks creating a thread.
@@ -1277,8 +1239,7 @@ START_TEST(fork_with_parked_threads)
         fork_and_check_child(&parked_word, &child_word, i % 2 == 0);
 
     atomic_store(&churn.stop, true);
-    for (size_t i = 0; i < CHURNERS; i++)
-        ck_assert_int_eq(pthread_join(churners[i], NULL), 0);
+    join(churners, CHURNERS);
     // The parent's waiters survived every fork, still in order.
     struct waiter *order[] = { &ws[0], &ws[1] };
     drain_in_order(&parked_word, order, PARKED);
@@ -1289,7 +1250,6 @@ Suite *parking_lot_suite(void)
 {
     Suite *s = suite_create("parking_lot");
     int n_sizes = (int)(sizeof sizes / sizeof sizes[0]);
-    int n_clocks = (int)(sizeof clocks / sizeof clocks[0]);
 
     TCase *value = tcase_create("value");
     tcase_set_timeout(value, 60);
@@ -1302,9 +1262,9 @@ Suite *parking_lot_suite(void)
     tcase_add_test(timeout, park_times_out_after_relative_timeout);
     tcase_add_test(timeout, park_with_zero_timeout_times_out_at_once);
     tcase_add_loop_test(timeout, park_ex_times_out_at_absolute_deadline, 0,
-                        n_clocks);
+                        N_CLOCKS);
     tcase_add_loop_test(timeout, park_ex_negative_deadline_times_out_at_once,
-                        0, n_clocks);
+                        0, N_CLOCKS);
     tcase_add_test(timeout, timed_out_reports_was_last);
     tcase_add_test(timeout, timed_out_was_last_ignores_other_addresses);
     suite_add_tcase(s, timeout);

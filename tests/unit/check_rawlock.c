@@ -5,20 +5,14 @@
 #include <stdint.h>
 
 #include "clock.h"
+#include "helpers.h"
 #include "rawlock.h"
 #include "suites.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define STRESS_ITERATIONS 20000
-#else
-#define STRESS_ITERATIONS 200000
-#endif
+#define STRESS_ITERATIONS (200000 / SANITIZER_SLOWDOWN(10))
 #define STRESS_THREADS 4
 
-// Generous bound for anything we wait for: only a hang should exceed it.
-#define PATIENCE_NS (10 * PLK_NS_PER_SEC)
-
-static uint32_t word_of(struct plk_rawlock *l)
+static uint32_t rawlock_word(struct plk_rawlock *l)
 {
     return atomic_load_explicit(&l->word, memory_order_relaxed);
 }
@@ -27,9 +21,10 @@ static uint32_t word_of(struct plk_rawlock *l)
 static void wait_for_word(struct plk_rawlock *l, uint32_t want)
 {
     int64_t give_up = plk_clock_now_ns() + PATIENCE_NS;
-    while (word_of(l) != want) {
+    while (rawlock_word(l) != want) {
         ck_assert_msg(plk_clock_now_ns() < give_up,
-                      "lock word stuck at %u, expected %u", word_of(l), want);
+                      "lock word stuck at %u, expected %u", rawlock_word(l),
+                      want);
         sched_yield();
     }
 }
@@ -39,9 +34,9 @@ START_TEST(uncontended_lock_unlock)
     struct plk_rawlock l = PLK_RAWLOCK_INIT;
     for (int i = 0; i < 3; i++) {
         plk_rawlock_lock(&l);
-        ck_assert_uint_eq(word_of(&l), PLK_RAWLOCK_LOCKED);
+        ck_assert_uint_eq(rawlock_word(&l), PLK_RAWLOCK_LOCKED);
         plk_rawlock_unlock(&l);
-        ck_assert_uint_eq(word_of(&l), PLK_RAWLOCK_UNLOCKED);
+        ck_assert_uint_eq(rawlock_word(&l), PLK_RAWLOCK_UNLOCKED);
     }
 }
 END_TEST
@@ -73,13 +68,11 @@ START_TEST(mutual_exclusion_stress)
 {
     static struct stress s = { .lock = PLK_RAWLOCK_INIT };
     pthread_t threads[STRESS_THREADS];
-    for (int i = 0; i < STRESS_THREADS; i++)
-        ck_assert_int_eq(pthread_create(&threads[i], NULL, stress_thread, &s), 0);
-    for (int i = 0; i < STRESS_THREADS; i++)
-        ck_assert_int_eq(pthread_join(threads[i], NULL), 0);
+    spawn(threads, STRESS_THREADS, stress_thread, &s, 0);
+    join(threads, STRESS_THREADS);
     ck_assert_int_eq(atomic_load(&s.overlaps), 0);
     ck_assert_uint_eq(s.counter, (uint64_t)STRESS_THREADS * STRESS_ITERATIONS);
-    ck_assert_uint_eq(word_of(&s.lock), PLK_RAWLOCK_UNLOCKED);
+    ck_assert_uint_eq(rawlock_word(&s.lock), PLK_RAWLOCK_UNLOCKED);
 }
 END_TEST
 
@@ -103,15 +96,15 @@ START_TEST(blocked_locker_sleeps_until_unlock)
     struct blocker b = { .lock = &l };
     pthread_t t;
     plk_rawlock_lock(&l);
-    ck_assert_int_eq(pthread_create(&t, NULL, lock_then_unlock, &b), 0);
+    spawn(&t, 1, lock_then_unlock, &b, 0);
     // The blocked thread gives up spinning and marks the lock contended;
     // the unlock must then wake it (otherwise the join below hangs).
     wait_for_word(&l, PLK_RAWLOCK_CONTENDED);
     ck_assert_int_eq(atomic_load(&b.acquired), 0);
     plk_rawlock_unlock(&l);
-    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    join(&t, 1);
     ck_assert_int_eq(atomic_load(&b.acquired), 1);
-    ck_assert_uint_eq(word_of(&l), PLK_RAWLOCK_UNLOCKED);
+    ck_assert_uint_eq(rawlock_word(&l), PLK_RAWLOCK_UNLOCKED);
 }
 END_TEST
 
@@ -121,18 +114,18 @@ START_TEST(reset_forgets_holder)
     struct plk_rawlock l = PLK_RAWLOCK_INIT;
     plk_rawlock_lock(&l);
     plk_rawlock_reset(&l);
-    ck_assert_uint_eq(word_of(&l), PLK_RAWLOCK_UNLOCKED);
+    ck_assert_uint_eq(rawlock_word(&l), PLK_RAWLOCK_UNLOCKED);
     plk_rawlock_lock(&l);
-    ck_assert_uint_eq(word_of(&l), PLK_RAWLOCK_LOCKED);
+    ck_assert_uint_eq(rawlock_word(&l), PLK_RAWLOCK_LOCKED);
     plk_rawlock_unlock(&l);
 
     // A contended word too.
     atomic_store(&l.word, PLK_RAWLOCK_CONTENDED);
     plk_rawlock_reset(&l);
-    ck_assert_uint_eq(word_of(&l), PLK_RAWLOCK_UNLOCKED);
+    ck_assert_uint_eq(rawlock_word(&l), PLK_RAWLOCK_UNLOCKED);
     plk_rawlock_lock(&l);
     plk_rawlock_unlock(&l);
-    ck_assert_uint_eq(word_of(&l), PLK_RAWLOCK_UNLOCKED);
+    ck_assert_uint_eq(rawlock_word(&l), PLK_RAWLOCK_UNLOCKED);
 }
 END_TEST
 
