@@ -159,15 +159,10 @@ static int wait_parkinglot(pthread_cond_t *c, pthread_mutex_t *m,
 // Serialises a parking-lot-mutex waiter's "release the mutex, enter glibc's
 // wait" with signals and broadcasts on the same cond, which glibc's wait
 // would otherwise do atomically with its own mutex.
+// They are only ever used through glibc's functions. All-zero is
+// PTHREAD_MUTEX_INITIALIZER (a default mutex), so no initializer is needed.
 #define N_PROXIES 16
-static pthread_mutex_t proxies[N_PROXIES] = {
-    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
-    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
-    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
-    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
-    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
-    PTHREAD_MUTEX_INITIALIZER,
-};
+static pthread_mutex_t proxies[N_PROXIES];
 
 static pthread_mutex_t *proxy_for(const pthread_cond_t *c)
 {
