@@ -7,8 +7,10 @@
  * c->mutex is written only under the bucket lock of the cond's address:
  * set by a waiter's validation as it enqueues, cleared when the last waiter
  * leaves (signal, broadcast or timeout). So it is non-zero exactly while
- * threads are queued on the cond (after a fork, it may name waiters that are
- * gone; the next signal or broadcast finds nobody and clears it).
+ * threads are queued on the cond -- except after a fork, or in a cond full
+ * of garbage: then the next signal or broadcast finds nobody and clears it.
+ * The mutex it names is only dereferenced while a waiter is queued (the
+ * parking lot calls validate only then), i.e. while that mutex is in use.
  */
 #define MIXED ((uintptr_t)1) // waiters use different mutexes: never requeue
 
@@ -175,6 +177,11 @@ static uintptr_t after_broadcast(void *arg, enum plk_requeue_op op,
                                  const struct plk_unpark_result *r)
 {
     struct notify_ctx *n = arg;
+    if (op == PLK_REQUEUE_ABORT) {
+        // Nobody waits (stale state after a fork, or garbage): forget it.
+        atomic_store_explicit(&n->c->mutex, 0, memory_order_relaxed);
+        return PLK_TOKEN_NORMAL;
+    }
     // The woken thread will take the free mutex; its unlock must then find
     // the threads we queued behind it. (REQUEUE_ALL set PARKED already.)
     if (op == PLK_REQUEUE_UNPARK_ONE_REQUEUE_REST && r->requeued)

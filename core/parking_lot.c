@@ -536,6 +536,14 @@ plk_unpark_requeue(const void *from, const void *to,
     struct bucket *bf, *bt;
     lock_bucket_pair(key_from, key_to, &bf, &bt);
     struct plk_unpark_result r = { 0 };
+    if (!find_from(bf->head, key_from)) {
+        // Nobody to move: validate (which may trust state that only a
+        // parked thread vouches for) is skipped; the callback still runs.
+        if (callback)
+            callback(arg, PLK_REQUEUE_ABORT, &r);
+        unlock_bucket_pair(bf, bt);
+        return r;
+    }
     enum plk_requeue_op op = validate ? validate(arg) : PLK_REQUEUE_ABORT;
     if (op == PLK_REQUEUE_ABORT) {
         unlock_bucket_pair(bf, bt);

@@ -155,10 +155,13 @@ enum plk_requeue_op {
 };
 
 // Moves threads parked on `from` to the queue of `to` (FIFO order kept),
-// optionally waking the first (or all: every woken thread gets the token). Both buckets are locked (in table order) while
-// `validate` chooses the operation and while `callback` (may be NULL) sees
-// the outcome (`has_more_waiters` is about `from`) and returns the token of
-// the woken thread. Returns the outcome.
+// optionally waking the first (or all: every woken thread gets the token).
+// Both buckets are locked (in table order) while `validate` chooses the
+// operation and while `callback` (may be NULL) sees the outcome
+// (`has_more_waiters` is about `from`) and returns the token of the woken
+// thread. When no thread is parked on `from`, `validate` is not called and
+// `callback` runs with PLK_REQUEUE_ABORT and an empty result; when
+// `validate` returns ABORT, `callback` does not run. Returns the outcome.
 struct plk_unpark_result
 plk_unpark_requeue(const void *from, const void *to,
                    enum plk_requeue_op (*validate)(void *arg),

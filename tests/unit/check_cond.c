@@ -386,6 +386,21 @@ END_TEST
 /* ---- notifications without waiters -------------------------------------- */
 
 // Signal and broadcast on an empty cond do nothing and are not remembered.
+START_TEST(cond_garbage_state_is_not_dereferenced)
+{
+    // A cond whose state word holds garbage (never initialised, or left by
+    // a fork): with nobody queued, signal and broadcast must not follow it
+    // as a mutex pointer; they find no waiter and clear it.
+    struct plk_cond c;
+    atomic_store(&c.mutex, (uintptr_t)0xdead0000);
+    ck_assert(!plk_cond_signal(&c));
+    ck_assert_uint_eq(atomic_load(&c.mutex), 0);
+    atomic_store(&c.mutex, (uintptr_t)0xdead0000);
+    ck_assert_uint_eq(plk_cond_broadcast(&c), 0);
+    ck_assert_uint_eq(atomic_load(&c.mutex), 0);
+}
+END_TEST
+
 START_TEST(cond_notify_without_waiters)
 {
     struct plk_mutex m = PLK_MUTEX_INIT;
@@ -976,6 +991,7 @@ Suite *cond_suite(void)
     tcase_add_loop_test(tc, cond_timedwait_signalled_before_deadline, 0, 4);
     tcase_add_loop_test(tc, cond_wait_returns_with_mutex_held, 0, 2);
     tcase_add_test(tc, cond_notify_without_waiters);
+    tcase_add_test(tc, cond_garbage_state_is_not_dereferenced);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("requeue");

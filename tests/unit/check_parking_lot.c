@@ -823,6 +823,47 @@ static uintptr_t log_requeue(void *arg, enum plk_requeue_op op,
     return name_woken(NULL, r);
 }
 
+struct requeue_spy {
+    int validate_calls;
+    int callback_calls;
+    enum plk_requeue_op callback_op;
+    struct plk_unpark_result seen;
+};
+
+static enum plk_requeue_op spy_validate(void *arg)
+{
+    ((struct requeue_spy *)arg)->validate_calls++;
+    return PLK_REQUEUE_REQUEUE_ALL;
+}
+
+static uintptr_t spy_callback(void *arg, enum plk_requeue_op op,
+                                const struct plk_unpark_result *r)
+{
+    struct requeue_spy *p = arg;
+    p->callback_calls++;
+    p->callback_op = op;
+    p->seen = *r;
+    return PLK_TOKEN_NORMAL;
+}
+
+START_TEST(requeue_without_waiters_skips_validate)
+{
+    // validate may trust state only a parked thread vouches for (the cond
+    // dereferences the mutex it recorded): with nobody on `from` it must not
+    // run; the callback still does, with ABORT and an empty result.
+    static uint32_t from, to;
+    struct requeue_spy p = { 0 };
+    struct plk_unpark_result r =
+        plk_unpark_requeue(&from, &to, spy_validate, spy_callback, &p);
+    ck_assert_int_eq(p.validate_calls, 0);
+    ck_assert_int_eq(p.callback_calls, 1);
+    ck_assert_int_eq(p.callback_op, PLK_REQUEUE_ABORT);
+    ck_assert_uint_eq(p.seen.unparked + p.seen.requeued, 0);
+    ck_assert(!p.seen.has_more_waiters);
+    ck_assert_uint_eq(r.unparked + r.requeued, 0);
+}
+END_TEST
+
 START_TEST(requeue_applies_op)
 {
     const struct requeue_case *c = &requeue_cases[_i];
@@ -1292,6 +1333,7 @@ Suite *parking_lot_suite(void)
 
     TCase *requeue = tcase_create("requeue");
     tcase_set_timeout(requeue, 60);
+    tcase_add_test(requeue, requeue_without_waiters_skips_validate);
     tcase_add_loop_test(requeue, requeue_applies_op, 0,
                         (int)(sizeof requeue_cases / sizeof requeue_cases[0]));
     tcase_add_test(requeue, requeued_waiter_times_out_on_new_address);
