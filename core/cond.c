@@ -14,6 +14,18 @@
  */
 #define MIXED ((uintptr_t)1) // waiters use different mutexes: never requeue
 
+static _Atomic int64_t spin_budget_ns = PLK_COND_SPIN_NS_DEFAULT;
+
+void plk_cond_set_spin_ns(int64_t ns)
+{
+    atomic_store_explicit(&spin_budget_ns, ns < 0 ? 0 : ns, memory_order_relaxed);
+}
+
+int64_t plk_cond_spin_ns(void)
+{
+    return atomic_load_explicit(&spin_budget_ns, memory_order_relaxed);
+}
+
 static bool record_mutex(void *arg)
 {
     struct plk_cond_waiter *w = arg;
@@ -90,6 +102,7 @@ enum plk_cond_wait_result plk_cond_wait_with(struct plk_cond_waiter *cw,
         .timed_out = left_on_timeout,
         .ctx = cw,
         .cancellable = cancellable,
+        .spin_ns = plk_cond_spin_ns(),
     };
     uintptr_t token = PLK_TOKEN_NORMAL;
     enum plk_park_result r = plk_park_waiter(&cw->waiter, c, &cw->ops, deadline,

@@ -92,4 +92,11 @@ bool plk_cond_signal(struct plk_cond *c);
 // Returns the number of waiters released (woken plus requeued).
 size_t plk_cond_broadcast(struct plk_cond *c);
 
+// How long a waiter watches for its wake-up before sleeping in the kernel,
+// when CPUs are free (see plk_park_ops.spin_ns): a signal that comes within
+// it costs neither side a system call. 0 disables.
+#define PLK_COND_SPIN_NS_DEFAULT 10000
+void plk_cond_set_spin_ns(int64_t ns);
+int64_t plk_cond_spin_ns(void);
+
 #endif

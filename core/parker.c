@@ -2,6 +2,7 @@
 
 #include <errno.h>
 
+#include "atomic.h"
 #include "futex.h"
 
 #define TLS __thread __attribute__((tls_model("initial-exec")))
@@ -69,6 +70,21 @@ bool plk_parker_wait_ex(struct plk_parker *p, const struct plk_deadline *deadlin
                    PLK_PARKER_WOKEN;
         // 0 (woken or spurious), EAGAIN (already woken), EINTR (a signal):
         // look at the word again. Signals never surface to the caller.
+    }
+}
+
+bool plk_parker_spin(struct plk_parker *p, int64_t spin_ns,
+                     const struct plk_deadline *deadline)
+{
+    int64_t until = plk_clock_now_ns() + spin_ns;
+    for (;;) {
+        for (int i = 0; i < 32; i++) {
+            if (atomic_load_explicit(&p->word, memory_order_acquire) == PLK_PARKER_WOKEN)
+                return true;
+            plk_cpu_relax();
+        }
+        if (plk_clock_now_ns() >= until || (deadline && plk_deadline_passed(deadline)))
+            return false;
     }
 }
 

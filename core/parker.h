@@ -53,6 +53,12 @@ bool plk_parker_wait_ex(struct plk_parker *p, const struct plk_deadline *deadlin
 // cannot call pthread_* functions.
 void plk_parker_set_cancel_hooks(int (*enter)(void), void (*leave)(int));
 
+// Watches the word (PAUSE, no syscall) for up to `spin_ns` or until
+// `deadline` (may be NULL); returns true if WOKEN was seen. A waker that
+// comes meanwhile needs no FUTEX_WAKE, and the thread no FUTEX_WAIT.
+bool plk_parker_spin(struct plk_parker *p, int64_t spin_ns,
+                     const struct plk_deadline *deadline);
+
 // Wakes `p`'s thread. Call without holding any bucket lock.
 void plk_parker_wake(struct plk_parker *p);
 

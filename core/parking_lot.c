@@ -2,6 +2,7 @@
 // invariants in prose.
 #include "parking_lot.h"
 
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -341,6 +342,29 @@ static void enter_lot(void)
         grow_for(n);
 }
 
+// CPUs this process may run on (sched_getaffinity: a plain syscall), read
+// once; 1 if unknown.
+static int usable_cpus(void)
+{
+    static _Atomic int cpus;
+    int n = atomic_load_explicit(&cpus, memory_order_relaxed);
+    if (__builtin_expect(n == 0, 0)) {
+        cpu_set_t set;
+        n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+        if (n < 1)
+            n = 1;
+        atomic_store_explicit(&cpus, n, memory_order_relaxed);
+    }
+    return n;
+}
+
+// Spinning before sleep pays only when a CPU is free for the spinner.
+static bool may_spin(void)
+{
+    return atomic_load_explicit(&parked_threads, memory_order_relaxed) <=
+           (size_t)usable_cpus();
+}
+
 static void leave_lot(void)
 {
     atomic_fetch_sub_explicit(&parked_threads, 1, memory_order_relaxed);
@@ -407,7 +431,9 @@ enum plk_park_result plk_park_waiter(struct plk_waiter *w, const void *address,
     if (ops->before_sleep && !ops->before_sleep(ops->ctx)) {
         if (!leave_queue(w, ops))
             result = PLK_PARK_REFUSED;
-    } else if (!plk_parker_wait_ex(&w->parker, deadline, ops->cancellable) &&
+    } else if (!(ops->spin_ns > 0 && may_spin() &&
+                 plk_parker_spin(&w->parker, ops->spin_ns, deadline)) &&
+               !plk_parker_wait_ex(&w->parker, deadline, ops->cancellable) &&
                !leave_queue(w, ops)) {
         result = PLK_PARK_TIMEOUT;
     }

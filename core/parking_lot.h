@@ -71,6 +71,10 @@ struct plk_park_ops {
     // caller must then own the waiter (plk_park_waiter) and call
     // plk_park_abandon from its cancellation cleanup.
     bool cancellable;
+    // Before sleeping, watch for the wake-up for up to this long -- only
+    // while fewer threads are in park than CPUs are available, so that a
+    // spinner never keeps the thread that would wake it off a CPU.
+    int64_t spin_ns;
 };
 
 /*

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "cond.h"
 #include "mutex.h"
 
 _Atomic int plk_engine_selected = PLK_ENGINE_UNSET;
@@ -42,16 +43,17 @@ static bool parse_decimal(const char *s, int64_t max, int64_t *out)
     return true;
 }
 
-static void parse_spin(void)
+// A spin budget setting: nanoseconds in 0..1 s.
+static void parse_spin(const char *name, void (*set)(int64_t))
 {
-    const char *v = secure_getenv("PARKLOCK_SPIN_NS");
+    const char *v = secure_getenv(name);
     if (!v)
         return;
     int64_t ns;
     if (parse_decimal(v, 1000000000, &ns))
-        plk_mutex_set_spin_ns(ns);
+        set(ns);
     else
-        plk_warn("PARKLOCK_SPIN_NS=", v,
+        plk_warn(name, "=", v,
                  ": not a number of nanoseconds in 0..1000000000; using the default",
                  NULL);
 }
@@ -60,7 +62,8 @@ int plk_settings_load(void)
 {
     int expected = 0;
     if (atomic_compare_exchange_strong(&loading, &expected, 1)) {
-        parse_spin();
+        parse_spin("PARKLOCK_SPIN_NS", plk_mutex_set_spin_ns);
+        parse_spin("PARKLOCK_COND_SPIN_NS", plk_cond_set_spin_ns);
         atomic_store(&plk_engine_selected, parse_engine());
     }
     int e;

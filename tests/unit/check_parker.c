@@ -87,6 +87,62 @@ static int pester(struct sleeper *s, int max_signals)
     return sent;
 }
 
+START_TEST(spin_sees_earlier_wake)
+{
+    struct plk_parker p;
+    plk_parker_arm(&p);
+    plk_parker_wake(&p);
+    struct plk_parker_stats before = plk_parker_stats();
+    ck_assert(plk_parker_spin(&p, 10 * MS, NULL));
+    struct plk_parker_stats after = plk_parker_stats();
+    // The waker found nobody asleep: no FUTEX_WAKE, and no FUTEX_WAIT.
+    ck_assert_uint_eq(after.futex_waits, before.futex_waits);
+    ck_assert_uint_eq(after.futex_wakes, before.futex_wakes);
+}
+END_TEST
+
+START_TEST(spin_gives_up_after_budget)
+{
+    struct plk_parker p;
+    plk_parker_arm(&p);
+    int64_t start = plk_clock_now_ns();
+    ck_assert(!plk_parker_spin(&p, 2 * MS, NULL));
+    ck_assert_int_ge(plk_clock_now_ns() - start, 2 * MS);
+    ck_assert_uint_eq(atomic_load(&p.word), PLK_PARKER_WAITING);
+}
+END_TEST
+
+START_TEST(spin_stops_at_deadline)
+{
+    // A deadline before the end of the budget ends the spin there.
+    struct plk_parker p;
+    plk_parker_arm(&p);
+    struct plk_deadline d = deadline_in(CLOCK_MONOTONIC, 2 * MS);
+    int64_t start = plk_clock_now_ns();
+    ck_assert(!plk_parker_spin(&p, 10 * PLK_NS_PER_SEC, &d));
+    ck_assert_int_lt(plk_clock_now_ns() - start, 5 * PLK_NS_PER_SEC);
+    ck_assert(plk_deadline_passed(&d));
+}
+END_TEST
+
+static void *wake_soon(void *arg)
+{
+    sleep_ns(1 * MS);
+    plk_parker_wake(arg);
+    return NULL;
+}
+
+START_TEST(spin_sees_wake_from_other_thread)
+{
+    struct plk_parker p;
+    plk_parker_arm(&p);
+    pthread_t t;
+    spawn(&t, 1, wake_soon, &p, 0);
+    ck_assert(plk_parker_spin(&p, 10 * PLK_NS_PER_SEC, NULL));
+    join(&t, 1);
+}
+END_TEST
+
 START_TEST(wake_before_wait_returns_immediately)
 {
     struct plk_parker *p = plk_parker_self();
@@ -238,6 +294,10 @@ Suite *parker_suite(void)
     TCase *wait = tcase_create("wait");
     tcase_set_timeout(wait, 60);
     tcase_add_test(wait, wake_before_wait_returns_immediately);
+    tcase_add_test(wait, spin_sees_earlier_wake);
+    tcase_add_test(wait, spin_gives_up_after_budget);
+    tcase_add_test(wait, spin_stops_at_deadline);
+    tcase_add_test(wait, spin_sees_wake_from_other_thread);
     tcase_add_loop_test(wait, wait_times_out_no_earlier_than_deadline, 0,
                         N_CLOCKS);
     tcase_add_loop_test(wait, wait_with_past_deadline_returns_false, 0,
