@@ -67,8 +67,10 @@ static void clear_parked_if_last(void *arg, const void *key, bool was_last)
         atomic_fetch_and_explicit(&m->word, ~PLK_MUTEX_PARKED, memory_order_relaxed);
 }
 
-bool plk_mutex_lock_slow(struct plk_mutex *m, const struct plk_deadline *deadline)
+bool plk_mutex_lock_slow(struct plk_mutex *m, const struct plk_deadline *deadline,
+                         struct plk_mutex_wait *observer)
 {
+    bool observed = false;
     struct spinner spinner = { 0 };
     uint32_t w = atomic_load_explicit(&m->word, memory_order_relaxed);
     for (;;) {
@@ -94,13 +96,21 @@ bool plk_mutex_lock_slow(struct plk_mutex *m, const struct plk_deadline *deadlin
                                                        memory_order_relaxed))
                 continue;
         }
+        if (observer && !observed) {
+            observed = true;
+            if (observer->on_park)
+                observer->on_park(observer);
+        }
         struct plk_park_ops ops = {
             .validate = still_locked_and_parked,
             .timed_out = clear_parked_if_last,
             .ctx = m,
         };
         uintptr_t token;
-        switch (plk_park_ex(m, &ops, deadline, NULL, &token)) {
+        enum plk_park_result r = plk_park_ex(m, &ops, deadline, observer, &token);
+        if (observer && r != PLK_PARK_AGAIN)
+            observer->parked = true;
+        switch (r) {
         case PLK_PARK_OK:
             if (token == PLK_TOKEN_HANDOFF)
                 return true; // the unlocker left it LOCKED for us
@@ -119,6 +129,7 @@ bool plk_mutex_lock_slow(struct plk_mutex *m, const struct plk_deadline *deadlin
 struct unlock_ctx {
     struct plk_mutex *m;
     bool force_fair;
+    int64_t woken_since_ns;
 };
 
 // Runs under the bucket lock, with the mutex still LOCKED|PARKED and owned by
@@ -126,6 +137,8 @@ struct unlock_ctx {
 static uintptr_t release_or_hand_off(void *arg, const struct plk_unpark_result *r)
 {
     struct unlock_ctx *u = arg;
+    if (r->unparked && r->park_arg) // still parked: its memory is valid
+        u->woken_since_ns = ((struct plk_mutex_wait *)r->park_arg)->since_ns;
     if (r->unparked && (u->force_fair || r->be_fair)) {
         if (!r->has_more_waiters)
             atomic_store_explicit(&u->m->word, PLK_MUTEX_LOCKED, memory_order_relaxed);
@@ -136,10 +149,11 @@ static uintptr_t release_or_hand_off(void *arg, const struct plk_unpark_result *
     return PLK_TOKEN_NORMAL;
 }
 
-void plk_mutex_unlock_slow(struct plk_mutex *m, bool force_fair)
+int64_t plk_mutex_unlock_slow(struct plk_mutex *m, bool force_fair)
 {
-    struct unlock_ctx u = { m, force_fair };
+    struct unlock_ctx u = { m, force_fair, 0 };
     plk_unpark_one(m, release_or_hand_off, &u);
+    return u.woken_since_ns;
 }
 
 bool plk_mutex_mark_parked_if_locked(struct plk_mutex *m)

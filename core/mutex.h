@@ -33,9 +33,23 @@ enum {
     PLK_MUTEX_PARKED = 2u,
 };
 
-// Slow paths (mutex.c).
-bool plk_mutex_lock_slow(struct plk_mutex *m, const struct plk_deadline *deadline);
-void plk_mutex_unlock_slow(struct plk_mutex *m, bool force_fair);
+// An observer of one slow acquisition (the profiler's view of a wait). The
+// caller sets `since_ns` and `on_park`; lock_slow calls on_park (if not NULL)
+// once, just before the thread first parks, and sets `parked` when it did
+// park. While the thread is parked an unlocker can read `since_ns` (see
+// plk_mutex_unlock_slow).
+struct plk_mutex_wait {
+    int64_t since_ns;
+    void (*on_park)(struct plk_mutex_wait *w);
+    bool parked;
+};
+
+// Slow paths (mutex.c). `w` may be NULL.
+bool plk_mutex_lock_slow(struct plk_mutex *m, const struct plk_deadline *deadline,
+                         struct plk_mutex_wait *w);
+// Returns the `since_ns` of the waiter it woke, or 0 (nobody woken, or a
+// waiter without an observer, e.g. one requeued from a condition variable).
+int64_t plk_mutex_unlock_slow(struct plk_mutex *m, bool force_fair);
 
 // Acquires `m`, sleeping as long as needed.
 static inline void plk_mutex_lock(struct plk_mutex *m)
@@ -45,7 +59,7 @@ static inline void plk_mutex_lock(struct plk_mutex *m)
                                                PLK_MUTEX_LOCKED,
                                                memory_order_acquire,
                                                memory_order_relaxed))
-        plk_mutex_lock_slow(m, NULL);
+        plk_mutex_lock_slow(m, NULL, NULL);
 }
 
 // Acquires `m` unless `deadline` (absolute, either clock) passes first.
@@ -59,7 +73,7 @@ static inline bool plk_mutex_timedlock(struct plk_mutex *m,
                                                 memory_order_acquire,
                                                 memory_order_relaxed))
         return true;
-    return plk_mutex_lock_slow(m, deadline);
+    return plk_mutex_lock_slow(m, deadline, NULL);
 }
 
 // Acquires `m` if it is free right now. Never sleeps.

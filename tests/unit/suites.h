@@ -10,5 +10,6 @@ Suite *parker_suite(void);
 Suite *parking_lot_suite(void);
 Suite *mutex_suite(void);
 Suite *cond_suite(void);
+Suite *prof_suite(void);
 
 #endif

@@ -16,6 +16,7 @@ static const struct {
     { "parking_lot", parking_lot_suite },
     { "mutex", mutex_suite },
     { "cond", cond_suite },
+    { "prof", prof_suite },
 };
 
 #define N_SUITES (sizeof suites / sizeof suites[0])
