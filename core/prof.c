@@ -324,10 +324,12 @@ void plk_prof_record_stack(struct plk_prof_entry *e, enum plk_prof_role role,
                 s->depth = (uint8_t)n;
                 memcpy(s->frames, frames, (size_t)n * sizeof *frames);
                 atomic_store_explicit(&s->ready, 1, memory_order_release);
-                // The first stack recorded for an entry names it.
+                // The first waiter's (or site) stack recorded for an entry
+                // names it; a holder's stack is where it was released.
                 uint32_t none = 0;
-                atomic_compare_exchange_strong_explicit(&e->site, &none, (uint32_t)i + 1,
-                                                        RELAXED, RELAXED);
+                if (role != PLK_PROF_HOLDER)
+                    atomic_compare_exchange_strong_explicit(&e->site, &none, (uint32_t)i + 1,
+                                                            RELAXED, RELAXED);
                 atomic_fetch_add_explicit(&s->count, 1, RELAXED);
                 atomic_fetch_add_explicit(&s->weight, weight, RELAXED);
                 return;

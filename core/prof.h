@@ -153,8 +153,8 @@ void plk_prof_record_cond_wait(struct plk_prof_entry *e, int64_t wait_ns, bool t
 void plk_prof_note_acquired(struct plk_prof_entry *e, uint32_t counter);
 
 // Adds one occurrence of `frames[0..n)` with `weight` to `e` in `role`
-// (frames beyond the configured depth are dropped). The first stack recorded
-// for an entry also becomes its naming site.
+// (frames beyond the configured depth are dropped). The first site or
+// waiter stack recorded for an entry also becomes its naming site.
 void plk_prof_record_stack(struct plk_prof_entry *e, enum plk_prof_role role,
                            const uintptr_t *frames, int n, uint64_t weight);
 

@@ -6,6 +6,7 @@
 #include "internal.h"
 #include "parker.h"
 #include "parking_lot.h"
+#include "profile.h"
 #include "real.h"
 #include "settings.h"
 #include "thread_id.h"
@@ -14,6 +15,7 @@ static void fork_child(void)
 {
     plk_parking_lot_fork_child();
     forget_tid();
+    plk_profile_fork_child();
 }
 
 // A cancellable sleep runs with asynchronous cancellation enabled, as glibc's
@@ -42,6 +44,7 @@ void plk_interpose_init(void)
     plk_parking_lot_init();
     pthread_atfork(NULL, NULL, fork_child);
     real_resolve_all();
+    plk_profile_init();
 }
 
 // Priority 101: before ordinary constructors of the program and of libraries

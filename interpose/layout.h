@@ -9,6 +9,9 @@
 //             destroy answers EBUSY from it)
 //   __kind    written only by glibc's pthread_mutex_init/destroy and the
 //             static initializers; read here to pick the engine
+//   __spins and __elision (16 bits each, unused by glibc for these kinds)
+//             together: a 32-bit count of acquisitions since initialisation,
+//             incremented by each new holder, read by the profiler
 // A condition variable keeps its parking-lot state (struct plk_cond) in its
 // first 8 bytes (__wseq) and reads the attribute bits glibc's init leaves in
 // __wrefs. Process-shared conds are glibc's entirely.
@@ -17,6 +20,7 @@
 
 #include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cond.h"
 #include "mutex.h"
@@ -59,6 +63,13 @@ static inline struct plk_mutex *mutex_word(pthread_mutex_t *m)
     return (struct plk_mutex *)&m->__data.__lock;
 }
 
+typedef uint32_t __attribute__((may_alias)) plk_alias_u32;
+
+static inline plk_alias_u32 *mutex_acquisitions(pthread_mutex_t *m)
+{
+    return (plk_alias_u32 *)&m->__data.__spins;
+}
+
 static inline int mutex_kind(const pthread_mutex_t *m)
 {
     return __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED);
@@ -79,6 +90,10 @@ _Static_assert(sizeof(struct plk_mutex) == sizeof(int), "lock word fits __lock")
 _Static_assert(offsetof(pthread_mutex_t, __data.__count) == 4, "__count at 4");
 _Static_assert(offsetof(pthread_mutex_t, __data.__owner) == 8, "__owner at 8");
 _Static_assert(offsetof(pthread_mutex_t, __data.__kind) == 16, "__kind at 16");
+_Static_assert(offsetof(pthread_mutex_t, __data.__spins) == 20 &&
+                   offsetof(pthread_mutex_t, __data.__elision) == 22 &&
+                   offsetof(pthread_mutex_t, __data.__list) == 24,
+               "__spins and __elision: 4 bytes at 20");
 _Static_assert(sizeof(struct plk_cond) <= offsetof(pthread_cond_t, __data.__wrefs),
                "cond state stays clear of __wrefs");
 _Static_assert(_Alignof(pthread_cond_t) >= _Alignof(struct plk_cond), "cond alignment");

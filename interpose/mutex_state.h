@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "layout.h"
+#include "settings.h"
 #include "thread_id.h"
 
 enum {
@@ -17,6 +18,30 @@ enum {
     TYPE_ADAPTIVE = PTHREAD_MUTEX_ADAPTIVE_NP,
 };
 
+// Whether the mutex's acquisition counter (layout.h) is kept for `kind`:
+// always for parking-lot mutexes; for mutexes glibc runs only while profiling,
+// and only for the kinds it profiles (not robust, PI or PP) whose
+// __spins/__elision glibc 2.36 never reads (it reads them for adaptive and
+// elision mutexes only).
+static inline bool mutex_counts_acquisitions(int kind)
+{
+    if (kind_is_parkinglot(kind) && !use_glibc())
+        return true;
+    return kind >= 0 && (kind & ~(KIND_TYPE_MASK | KIND_NO_ELISION | KIND_PSHARED)) == 0 &&
+           kind_type(kind) != TYPE_ADAPTIVE;
+}
+
+// The first acquisition of a mutex since its initialisation (its counter was
+// 0): the profiler starts tracking it. Returns 0.
+int plk_profile_first_acquisition(pthread_mutex_t *m) __attribute__((visibility("hidden")));
+
+// Counts one acquisition by the new holder of a parking-lot mutex.
+static inline void count_acquisition(pthread_mutex_t *m)
+{
+    if (__builtin_expect((*mutex_acquisitions(m))++ == 0, 0))
+        plk_profile_first_acquisition(m);
+}
+
 // The caller now holds the lock word: record ownership as glibc does.
 static inline void note_locked(pthread_mutex_t *m, int type, pid_t tid)
 {
@@ -24,6 +49,7 @@ static inline void note_locked(pthread_mutex_t *m, int type, pid_t tid)
     m->__data.__nusers++;
     if (type == TYPE_RECURSIVE)
         m->__data.__count = 1;
+    count_acquisition(m);
 }
 
 // Before the caller releases the lock word (unlock proper).

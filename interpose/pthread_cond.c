@@ -17,6 +17,7 @@
 #include "internal.h"
 #include "layout.h"
 #include "mutex_state.h"
+#include "profile.h"
 #include "real.h"
 #include "settings.h"
 
@@ -242,8 +243,8 @@ static int shared_notify(pthread_cond_t *c, int (*notify)(pthread_cond_t *))
 
 /* Entry points. */
 
-static int wait_common(pthread_cond_t *c, pthread_mutex_t *m,
-                       const struct wait_request *req)
+static int wait_dispatch(pthread_cond_t *c, pthread_mutex_t *m,
+                         const struct wait_request *req)
 {
     if (use_glibc())
         return glibc_wait(c, m, req);
@@ -252,10 +253,30 @@ static int wait_common(pthread_cond_t *c, pthread_mutex_t *m,
     return wait_parkinglot(c, m, req);
 }
 
+static __attribute__((noinline)) int wait_profiled(pthread_cond_t *c, pthread_mutex_t *m,
+                                                   const struct wait_request *req)
+{
+    struct plk_profile_wait w;
+    plk_profile_cond_wait_begin(&w, c);
+    int r = wait_dispatch(c, m, req);
+    plk_profile_cond_wait_end(&w, req->abstime != NULL, r);
+    return r;
+}
+
+static int wait_common(pthread_cond_t *c, pthread_mutex_t *m,
+                       const struct wait_request *req)
+{
+    if (profiling())
+        return wait_profiled(c, m, req);
+    return wait_dispatch(c, m, req);
+}
+
 int plk_pthread_cond_init(pthread_cond_t *c, const pthread_condattr_t *attr)
 {
     // glibc validates the attributes, zeroes the object and records the
     // clock and process-shared bits in __wrefs.
+    if (profiling())
+        plk_profile_cond_init(c);
     return real_cond_init(c, attr);
 }
 
@@ -263,11 +284,15 @@ int plk_pthread_cond_destroy(pthread_cond_t *c)
 {
     // glibc's destroy waits for its own waiters to confirm (ours never
     // register there) and returns 0.
+    if (profiling())
+        plk_profile_cond_destroy(c);
     return real_cond_destroy(c);
 }
 
 int plk_pthread_cond_signal(pthread_cond_t *c)
 {
+    if (profiling())
+        plk_profile_cond_notify(c, false);
     if (use_glibc())
         return real_cond_signal(c);
     if (cond_flags(c) & COND_PSHARED)
@@ -278,6 +303,8 @@ int plk_pthread_cond_signal(pthread_cond_t *c)
 
 int plk_pthread_cond_broadcast(pthread_cond_t *c)
 {
+    if (profiling())
+        plk_profile_cond_notify(c, true);
     if (use_glibc())
         return real_cond_broadcast(c);
     if (cond_flags(c) & COND_PSHARED)

@@ -12,6 +12,7 @@
 #include "internal.h"
 #include "layout.h"
 #include "mutex_state.h"
+#include "profile.h"
 #include "real.h"
 #include "settings.h"
 
@@ -51,6 +52,8 @@ int plk_pthread_mutex_init(pthread_mutex_t *m, const pthread_mutexattr_t *attr)
     // __kind), so that a malloc initialising its mutexes before parklock's
     // constructor never needs a symbol lookup. glibc validates and lays out
     // everything else (robust, shared, PI, PP with its ceiling in __lock).
+    if (profiling())
+        plk_profile_mutex_init(m);
     int kind;
     if (!use_glibc() && ordinary_kind(attr, &kind)) {
         memset(m, 0, sizeof *m);
@@ -62,6 +65,8 @@ int plk_pthread_mutex_init(pthread_mutex_t *m, const pthread_mutexattr_t *attr)
 
 int plk_pthread_mutex_destroy(pthread_mutex_t *m)
 {
+    if (profiling() && m->__data.__nusers == 0)
+        plk_profile_mutex_destroy(m);
     // glibc's destroy reads only __kind and __nusers, which we keep as it
     // does: EBUSY while locked (or while a cond wait holds it), then kind -1.
     return real_mutex_destroy(m);
@@ -77,20 +82,73 @@ static int lock_slow(pthread_mutex_t *m, int kind, clockid_t clock,
     if (r >= 0)
         return r;
     struct plk_mutex *word = mutex_word(m);
-    if (!abstime) {
-        plk_mutex_lock(word);
-    } else if (!plk_mutex_trylock(word)) {
-        // glibc looks at the timeout only once it has to wait, and then at
-        // a negative tv_sec (a past deadline) before tv_nsec.
-        if (abstime->tv_sec < 0)
-            return ETIMEDOUT;
-        if (!valid_nsec(abstime))
-            return EINVAL;
-        struct plk_deadline d = { .when = *abstime, .clock = clock };
-        if (!plk_mutex_timedlock(word, &d))
+    if (!plk_mutex_trylock(word)) {
+        struct plk_deadline d, *deadline = NULL;
+        if (abstime) {
+            // glibc looks at the timeout only once it has to wait, and then
+            // at a negative tv_sec (a past deadline) before tv_nsec.
+            if (abstime->tv_sec < 0) {
+                if (profiling())
+                    plk_profile_timed_out_at_once(m);
+                return ETIMEDOUT;
+            }
+            if (!valid_nsec(abstime))
+                return EINVAL;
+            d = (struct plk_deadline){ .when = *abstime, .clock = clock };
+            deadline = &d;
+        }
+        bool acquired = profiling() ? plk_profile_lock_word(m, deadline)
+                                    : plk_mutex_lock_slow(word, deadline, NULL);
+        if (!acquired)
             return ETIMEDOUT;
     }
     note_locked(m, type, tid);
+    return 0;
+}
+
+// Kinds whose glibc trylock is a clean subset of lock, so that trying
+// first changes nothing. Not robust ones: glibc 2.36's trylock of a robust
+// mutex made unrecoverable returns ENOTRECOVERABLE but leaves it locked.
+// Nor PI/PP ones, whose trylock takes other kernel paths.
+static bool glibc_try_first_ok(int kind)
+{
+    return kind >= 0 &&
+           (kind & ~(KIND_TYPE_MASK | KIND_PSHARED | KIND_ELISION | KIND_NO_ELISION)) == 0;
+}
+
+// A mutex glibc runs (its kind, or PARKLOCK_ENGINE=glibc) while profiling:
+// try first, time the blocking call; count acquisitions where glibc leaves
+// the counter's bytes alone. Robust, PI and PP mutexes are not profiled.
+static int glibc_lock_profiled(pthread_mutex_t *m, clockid_t clock,
+                               const struct timespec *abstime, bool clocked)
+{
+    int r = glibc_try_first_ok(mutex_kind(m)) ? real_mutex_trylock(m) : -1;
+    if (r == -1) {
+        if (!abstime)
+            return real_mutex_lock(m);
+        return clocked ? real_mutex_clocklock(m, clock, abstime)
+                       : real_mutex_timedlock(m, abstime);
+    }
+    if (r == EBUSY) {
+        struct plk_profile_wait w;
+        plk_profile_glibc_wait_begin(&w, m);
+        if (!abstime)
+            r = real_mutex_lock(m);
+        else if (clocked)
+            r = real_mutex_clocklock(m, clock, abstime);
+        else
+            r = real_mutex_timedlock(m, abstime);
+        plk_profile_glibc_wait_end(&w, r);
+    }
+    if ((r == 0 || r == EOWNERDEAD) && mutex_counts_acquisitions(mutex_kind(m)))
+        count_acquisition(m);
+    return r;
+}
+
+int plk_profile_first_acquisition(pthread_mutex_t *m)
+{
+    if (profiling())
+        plk_profile_track_mutex(m);
     return 0;
 }
 
@@ -108,7 +166,8 @@ static __attribute__((noinline)) int lock_dispatch(pthread_mutex_t *m)
 {
     int kind = mutex_kind(m);
     if (!on_parkinglot(kind))
-        return real_mutex_lock(m);
+        return profiling() ? glibc_lock_profiled(m, CLOCK_REALTIME, NULL, false)
+                           : real_mutex_lock(m);
     return lock_slow(m, kind, CLOCK_REALTIME, NULL);
 }
 
@@ -126,6 +185,8 @@ int plk_pthread_mutex_lock(pthread_mutex_t *m)
                                                     memory_order_relaxed)) {
             m->__data.__owner = tid;
             m->__data.__nusers++;
+            if (__builtin_expect((*mutex_acquisitions(m))++ == 0, 0))
+                return plk_profile_first_acquisition(m);
             return 0;
         }
     }
@@ -135,8 +196,13 @@ int plk_pthread_mutex_lock(pthread_mutex_t *m)
 int plk_pthread_mutex_trylock(pthread_mutex_t *m)
 {
     int kind = mutex_kind(m);
-    if (!on_parkinglot(kind))
-        return real_mutex_trylock(m);
+    if (!on_parkinglot(kind)) {
+        int r = real_mutex_trylock(m);
+        if (r == 0 && profiling() && glibc_try_first_ok(kind) &&
+            mutex_counts_acquisitions(kind))
+            count_acquisition(m);
+        return r;
+    }
     int type = kind_type(kind);
     pid_t tid = self_tid();
     if (type == TYPE_RECURSIVE) {
@@ -158,7 +224,8 @@ int plk_pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t clock,
         return EINVAL;
     int kind = mutex_kind(m);
     if (!on_parkinglot(kind))
-        return real_mutex_clocklock(m, clock, abstime);
+        return profiling() ? glibc_lock_profiled(m, clock, abstime, true)
+                           : real_mutex_clocklock(m, clock, abstime);
     return lock_slow(m, kind, clock, abstime);
 }
 
@@ -166,8 +233,30 @@ int plk_pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *absti
 {
     int kind = mutex_kind(m);
     if (!on_parkinglot(kind))
-        return real_mutex_timedlock(m, abstime);
+        return profiling() ? glibc_lock_profiled(m, CLOCK_REALTIME, abstime, false)
+                           : real_mutex_timedlock(m, abstime);
     return lock_slow(m, kind, CLOCK_REALTIME, abstime);
+}
+
+// The unlock of a word with PARKED set: wakes a waiter, and, while
+// profiling, charges the caller's stack with the delay that waiter suffered.
+static __attribute__((noinline)) int unlock_wake(pthread_mutex_t *m)
+{
+    int64_t waiter_since = plk_mutex_unlock_slow(mutex_word(m), false);
+    if (waiter_since && profiling())
+        plk_profile_released_to_waiter(m, waiter_since);
+    return 0;
+}
+
+static inline int release_word(pthread_mutex_t *m)
+{
+    uint32_t expected = PLK_MUTEX_LOCKED;
+    if (__builtin_expect(atomic_compare_exchange_strong_explicit(
+                             &mutex_word(m)->word, &expected, 0,
+                             memory_order_release, memory_order_relaxed),
+                         1))
+        return 0; // last access to *m
+    return unlock_wake(m);
 }
 
 static __attribute__((noinline)) int unlock_dispatch(pthread_mutex_t *m)
@@ -184,14 +273,7 @@ static __attribute__((noinline)) int unlock_dispatch(pthread_mutex_t *m)
             return 0;
     }
     note_unlocking(m);
-    plk_mutex_unlock(mutex_word(m)); // last access to *m
-    return 0;
-}
-
-static __attribute__((noinline)) int unlock_wake(pthread_mutex_t *m)
-{
-    plk_mutex_unlock_slow(mutex_word(m), false);
-    return 0;
+    return release_word(m);
 }
 
 int plk_pthread_mutex_unlock(pthread_mutex_t *m)
@@ -199,13 +281,7 @@ int plk_pthread_mutex_unlock(pthread_mutex_t *m)
     if (__builtin_expect(!simple_fast_path(mutex_kind(m)), 0))
         return unlock_dispatch(m);
     note_unlocking(m);
-    uint32_t expected = PLK_MUTEX_LOCKED;
-    if (__builtin_expect(atomic_compare_exchange_strong_explicit(
-                             &mutex_word(m)->word, &expected, 0,
-                             memory_order_release, memory_order_relaxed),
-                         1))
-        return 0; // last access to *m
-    return unlock_wake(m);
+    return release_word(m);
 }
 
 // Robust and priority-protect operations only make sense for kinds glibc

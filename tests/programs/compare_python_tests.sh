@@ -77,7 +77,12 @@ run() {
 
 tests=("$@")
 run plain
-run preload "LD_PRELOAD=$lib"
+# The profiles go to files: regrtest's workers report to their parent
+# through stdout+stderr, which a report on stderr would garble (and some
+# tests compare a child's stderr with b''). Every process writes its own.
+rm -rf "$out/profiles"
+mkdir -p "$out/profiles"
+run preload "LD_PRELOAD=$lib" PARKLOCK_FORMAT=json "PARKLOCK_OUTPUT=$out/profiles/%p.json"
 
 methods=$(($(wc -l <"$out/plain.outcomes") - 1))
 echo "plain: $methods test methods;" \
@@ -96,3 +101,21 @@ if ! diff -u "$out/plain.outcomes" "$out/preload.outcomes"; then
     exit 1
 fi
 echo "same outcomes for all $methods test methods, and the same result"
+
+# Each preloaded python process left a profile that parses as version 1.
+"$python" -E - "$out/profiles" <<'PY'
+import json, os, sys
+d = sys.argv[1]
+files = sorted(os.listdir(d))
+if not files:
+    sys.exit("no profile was written to " + d)
+locks = contended = 0
+for f in files:
+    with open(os.path.join(d, f)) as fh:
+        p = json.load(fh)
+    if p.get("format") != "parklock-profile" or p.get("version") != 1:
+        sys.exit(f"{f}: not a version 1 parklock profile")
+    locks += len(p["locks"]) + len(p["conds"])
+    contended += p["totals"]["contended"]
+print(f"{len(files)} profiles written, {locks} locks and conds, {contended} contended acquisitions")
+PY
