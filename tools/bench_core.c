@@ -9,10 +9,11 @@
 // in even repetitions and parklock first in odd ones, so drift in CPU
 // frequency or background load hits both alike; the table shows the median
 // of the repetitions. This is a benchmark: it reports figures and
-// never judges them. The only checks are for correctness (an exact shared
-// counter), and a failure there exits with a message on stderr.
+// never judges them. The only checks are for correctness (exact counts),
+// and a failure there exits with a message on stderr.
 //
-// Usage: plk_bench_core [--quick] [--seconds S] [--reps N] [--csv]
+// Usage: plk_bench_core [--quick] [--seconds S] [--reps N] [--csv[=FILE]]
+//                       [--json[=FILE]] [--workload W]... [--list]
 //                       [--glibc-adaptive]
 #include <pthread.h>
 #include <stdbool.h>
@@ -136,68 +137,33 @@ static inline void bc_broadcast(enum engine e, struct bench_cond *c)
 // Harness
 
 struct measurement {
-    const struct workload *w;
+    const struct bench_item *it;
     int64_t duration_ns;
 };
 
-static double measure(enum engine e, void *arg)
+static void measure(enum engine e, void *arg, double *fig)
 {
     const struct measurement *m = arg;
-    return m->w->run(e, m->w->param, m->duration_ns);
+    m->it->w->run(e, &m->it->p, m->duration_ns, fig);
 }
 
-// Runs one workload: a short warm-up per engine, then `reps` repetitions of
+// Runs one item: a short warm-up per engine, then `reps` repetitions of
 // both engines, their order alternating per repetition.
-static void run_workload(const struct workload *w, const struct bench_opts *cfg,
-                         struct summary out[ENGINE_COUNT])
+static void run_item(const struct bench_item *it, const struct bench_opts *o,
+                     struct bench_result *r)
 {
-    struct measurement m = { w, (int64_t)(cfg->seconds * 1e9) };
+    struct measurement m = { it, (int64_t)(o->seconds * 1e9) };
+    double fig[MAX_FIGURES];
     for (int e = 0; e < ENGINE_COUNT; e++)
-        w->run((enum engine)e, w->param, m.duration_ns / 4);
-    bench_repeat(&all_engines, cfg->reps, measure, &m, out);
-}
-
-static void print_header(const struct bench_opts *cfg)
-{
-    if (cfg->csv) {
-        printf("workload,unit,glibc,parklock,ratio,glibc_min,glibc_max,"
-               "parklock_min,parklock_max,reps,seconds\n");
-        return;
-    }
-    printf("parklock core vs glibc %s pthread mutex/cond: median of %d reps "
-           "of %.2f s each, engines interleaved\n",
-           adaptive_mutexes ? "(ADAPTIVE_NP)" : "(default)", cfg->reps,
-           cfg->seconds);
-    printf("ratio > 1 means parklock is better (glibc/parklock for times, "
-           "parklock/glibc for throughput); spread = (max-min)/median\n\n");
-    table_header(&all_engines);
-}
-
-static void print_row(const struct workload *w, const struct bench_opts *cfg,
-                      const struct summary s[ENGINE_COUNT])
-{
-    const struct summary *g = &s[ENGINE_GLIBC], *p = &s[ENGINE_PLK];
-    if (!cfg->csv) {
-        table_row(w, &all_engines, s);
-        return;
-    }
-    printf("%s,%s,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%d,%.3f\n", w->name,
-           w->unit, g->median, p->median, ratio(w, s, ENGINE_PLK), g->min,
-           g->max, p->min, p->max, cfg->reps, cfg->seconds);
-    fflush(stdout);
+        it->w->run((enum engine)e, &it->p, m.duration_ns / 4, fig);
+    bench_repeat(&all_engines, o->reps, it->w->nmetrics, measure, &m, r);
 }
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: plk_bench_core [--quick] [--seconds S] [--reps N] [--csv]"
-            " [--glibc-adaptive]\n"
-            "  --quick           short run for smoke tests (0.05 s, 3 reps)\n"
-            "  --seconds S       seconds per measurement (default 0.4)\n"
-            "  --reps N          repetitions per engine, 1..%d (default 5)\n"
-            "  --csv             print CSV instead of a table\n"
-            "  --glibc-adaptive  use PTHREAD_MUTEX_ADAPTIVE_NP for glibc\n",
-            MAX_REPS);
+    fprintf(f, "usage: plk_bench_core [OPTION]...\n");
+    usage_common(f, 0.4, 5);
+    fprintf(f, "  --glibc-adaptive  use PTHREAD_MUTEX_ADAPTIVE_NP for glibc\n");
 }
 
 // The options of this program alone, for bench_parse_args.
@@ -213,13 +179,29 @@ static bool more_option(int argc, char **argv, int *i, void *ctx)
 
 int main(int argc, char **argv)
 {
-    struct bench_opts cfg = { .seconds = 0.4, .reps = 5, .csv = false };
-    bench_parse_args(argc, argv, &cfg, more_option, NULL, usage);
-    print_header(&cfg);
-    for (int i = 0; i < WORKLOAD_COUNT; i++) {
-        struct summary s[ENGINE_COUNT];
-        run_workload(&workloads[i], &cfg, s);
-        print_row(&workloads[i], &cfg, s);
+    struct bench_opts o = { .seconds = 0.4, .reps = 5 };
+    bench_parse_args(argc, argv, &o, more_option, NULL, usage);
+    int nitems;
+    struct bench_item *items = bench_items(classic_workloads,
+                                           CLASSIC_WORKLOAD_COUNT, &o, &nitems);
+    if (o.list) {
+        list_items(items, nitems);
+        return EXIT_SUCCESS;
     }
+    char title[160];
+    snprintf(title, sizeof(title), "parklock core vs glibc %s pthread "
+             "mutex/cond, linked directly: engines interleaved",
+             adaptive_mutexes ? "(ADAPTIVE_NP)" : "(default)");
+    const char *notes[] = { title, NULL };
+    struct bench_output out;
+    output_open(&out, &all_engines, &o, items, nitems);
+    output_header(&out, BENCH_PROG, NULL, notes);
+    for (int i = 0; i < nitems; i++) {
+        struct bench_result r;
+        run_item(&items[i], &o, &r);
+        output_item(&out, &items[i], &r);
+    }
+    output_close(&out);
+    free(items);
     return EXIT_SUCCESS;
 }

@@ -14,8 +14,12 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 # Debian 12 packages the build and the tests need.
 packages=(gcc libc6-dev make cmake pkg-config check libunwind-dev
+          # tools/parklock: reading JSON profiles, symbolising frames
+          libjansson-dev libdw-dev
           # tests/programs: real programs under the preload
-          g++ python3 libpython3.11-testsuite sysbench libjemalloc2)
+          g++ python3 libpython3.11-testsuite sysbench libjemalloc2
+          # tools/bench_programs.sh: multithreaded compressors
+          xz-utils zstd pigz)
 
 deps() {
     local missing=()
