@@ -190,10 +190,34 @@ static struct plk_prof_entry *probe(const void *address, enum plk_prof_kind kind
     return create ? &other_entry : NULL;
 }
 
+// A small per-thread cache of recent lookups: a thread usually works with a
+// few locks at a time, and a hit costs two loads of the entry's first line
+// instead of a probe. An entry is valid while it is LIVE at that address.
+#define CACHE_SLOTS 8
+static __thread struct plk_prof_entry *lookup_cache[CACHE_SLOTS]
+    __attribute__((tls_model("initial-exec")));
+
+static inline bool still_for(const struct plk_prof_entry *e, uintptr_t key,
+                             enum plk_prof_kind kind)
+{
+    return e && atomic_load_explicit(&((struct plk_prof_entry *)e)->address, RELAXED) == key &&
+           atomic_load_explicit(&((struct plk_prof_entry *)e)->state, memory_order_acquire) ==
+               PLK_PROF_LIVE &&
+           e->kind == kind;
+}
+
 struct plk_prof_entry *plk_prof_lookup(const void *address, enum plk_prof_kind kind,
                                        enum plk_prof_type type)
 {
-    return probe(address, kind, type, true);
+    uintptr_t key = entry_key(address, kind);
+    struct plk_prof_entry **slot = &lookup_cache[(key >> 4) % CACHE_SLOTS];
+    struct plk_prof_entry *e = *slot;
+    if (still_for(e, key, kind))
+        return e;
+    e = probe(address, kind, type, true);
+    if (e != &other_entry)
+        *slot = e;
+    return e;
 }
 
 struct plk_prof_entry *plk_prof_find(const void *address, enum plk_prof_kind kind)

@@ -421,12 +421,46 @@ void plk_profile_track_mutex(pthread_mutex_t *m)
         plk_prof_note_acquired(e, *mutex_acquisitions(m));
 }
 
+// Waits whose end is seen but not their sleep (cond waits, glibc's mutex
+// waits) record the waiter's stack after the fact, sampled by duration as
+// Go's block profile does: every wait of SAMPLE_NS or more, a shorter one
+// with probability wait / SAMPLE_NS, weighted SAMPLE_NS then, so that the
+// weights still add up to the total wait on average. Unwinding on every
+// short wait (a cond ping-pong waits about a microsecond) would double it.
+#define SAMPLE_NS 100000
+
+static __thread uint64_t sample_state __attribute__((tls_model("initial-exec")));
+
+static bool sample_wait(uint64_t waited, uint64_t *weight)
+{
+    if (waited >= SAMPLE_NS) {
+        *weight = waited;
+        return true;
+    }
+    uint64_t x = sample_state;
+    if (x == 0)
+        x = (uint64_t)plk_profile_now() | 1;
+    x ^= x << 13; // xorshift64
+    x ^= x >> 7;
+    x ^= x << 17;
+    sample_state = x;
+    *weight = SAMPLE_NS;
+    return x % SAMPLE_NS < waited;
+}
+
+static void record_waiter_sampled(struct plk_prof_entry *e, uint64_t waited)
+{
+    uint64_t weight;
+    if (!sample_wait(waited, &weight))
+        return;
+    uintptr_t frames[PLK_PROF_MAX_DEPTH];
+    int n = plk_profile_stack(frames, PLK_PROF_MAX_DEPTH);
+    plk_prof_record_stack(e, PLK_PROF_WAITER, frames, n, weight);
+}
+
 void plk_profile_glibc_wait_begin(struct plk_profile_wait *w, pthread_mutex_t *m)
 {
-    // glibc's wait cannot be observed from inside: the stack is taken before
-    // every blocking call (whether or not it will sleep).
     w->entry = plk_profile_mutex(m);
-    w->depth = plk_profile_stack(w->frames, PLK_PROF_MAX_DEPTH);
     w->since_ns = plk_profile_now();
 }
 
@@ -436,13 +470,12 @@ void plk_profile_glibc_wait_end(struct plk_profile_wait *w, int result)
         return; // an error (EDEADLK, EINVAL...): not a wait
     uint64_t waited = (uint64_t)(plk_profile_now() - w->since_ns);
     plk_prof_record_contention(w->entry, (int64_t)waited, false, result == ETIMEDOUT);
-    plk_prof_record_stack(w->entry, PLK_PROF_WAITER, w->frames, w->depth, waited);
+    record_waiter_sampled(w->entry, waited);
 }
 
 void plk_profile_cond_wait_begin(struct plk_profile_wait *w, pthread_cond_t *c)
 {
     w->entry = plk_prof_lookup(c, PLK_PROF_COND, PLK_PROF_CONDVAR);
-    w->depth = plk_profile_stack(w->frames, PLK_PROF_MAX_DEPTH);
     w->since_ns = plk_profile_now();
 }
 
@@ -452,7 +485,7 @@ void plk_profile_cond_wait_end(struct plk_profile_wait *w, bool timed, int resul
         return; // EPERM, EINVAL...: no wait happened
     uint64_t waited = (uint64_t)(plk_profile_now() - w->since_ns);
     plk_prof_record_cond_wait(w->entry, (int64_t)waited, timed, result == ETIMEDOUT);
-    plk_prof_record_stack(w->entry, PLK_PROF_WAITER, w->frames, w->depth, waited);
+    record_waiter_sampled(w->entry, waited);
 }
 
 void plk_profile_cond_notify(pthread_cond_t *c, bool broadcast)

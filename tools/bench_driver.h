@@ -64,19 +64,31 @@ extern char **environ;
 // Engines: how the driver sets up a worker's environment, and what the worker
 // must then find.
 
-enum engine { ENGINE_GLIBC, ENGINE_PLK, ENGINE_FWD, ENGINE_COUNT };
+enum engine {
+    ENGINE_GLIBC,
+    ENGINE_PLK,
+    ENGINE_FWD,
+    ENGINE_PLK_PROF,
+    ENGINE_FWD_PROF,
+    ENGINE_COUNT
+};
 
 struct engine_desc {
     const char *name;
     // PARKLOCK_ENGINE for the preloaded run, and what parklock_engine() must
     // then answer; NULL: no preload at all.
     const char *plk_engine;
+    // Runs with the contention profiler on (PARKLOCK_PROFILE=1, report to
+    // /dev/null) whatever the caller's environment says.
+    bool profiled;
 };
 
 static const struct engine_desc engines[ENGINE_COUNT] = {
-    [ENGINE_GLIBC] = { "glibc", NULL },
-    [ENGINE_PLK] = { "parklock", "parkinglot" },
-    [ENGINE_FWD] = { "fwd-glibc", "glibc" },
+    [ENGINE_GLIBC] = { "glibc", NULL, false },
+    [ENGINE_PLK] = { "parklock", "parkinglot", false },
+    [ENGINE_FWD] = { "fwd-glibc", "glibc", false },
+    [ENGINE_PLK_PROF] = { "parklock+prof", "parkinglot", true },
+    [ENGINE_FWD_PROF] = { "glibc+prof", "glibc", true },
 };
 
 static int engine_by_name(const char *name)
@@ -298,6 +310,7 @@ struct config {
     const struct driver_program *prog;
     struct bench_opts o;
     bool forward;    // also run ENGINE_FWD
+    bool profiled;   // also run the profiled engines
     const char *lib; // absolute path of libparklock.so (while parsing: --lib)
     struct bench_engines measured; // glibc, parklock and (forward) fwd-glibc
     char **env[ENGINE_COUNT];
@@ -330,17 +343,24 @@ static char **engine_environment(const struct config *cfg, enum engine e)
     size_t n = 0;
     while (environ[n])
         n++;
-    char **env = xcalloc(n + 4, sizeof(env[0]));
+    char **env = xcalloc(n + 6, sizeof(env[0]));
     size_t k = 0;
+    bool profiled = engines[e].profiled;
     for (size_t i = 0; i < n; i++)
         if (!has_prefix(environ[i], "LD_PRELOAD=") &&
-            !has_prefix(environ[i], "PARKLOCK_ENGINE="))
+            !has_prefix(environ[i], "PARKLOCK_ENGINE=") &&
+            !(profiled && (has_prefix(environ[i], "PARKLOCK_PROFILE=") ||
+                           has_prefix(environ[i], "PARKLOCK_OUTPUT="))))
             env[k++] = environ[i];
     if (engines[e].plk_engine) {
         env[k++] = xstrdup_printf("LD_PRELOAD=%s", cfg->lib);
         env[k++] = xstrdup_printf("PARKLOCK_ENGINE=%s", engines[e].plk_engine);
-        if (!getenv("PARKLOCK_PROFILE"))
+        if (profiled) {
+            env[k++] = "PARKLOCK_PROFILE=1";
+            env[k++] = "PARKLOCK_OUTPUT=/dev/null";
+        } else if (!getenv("PARKLOCK_PROFILE")) {
             env[k++] = "PARKLOCK_PROFILE=0";
+        }
     }
     env[k] = NULL;
     return env;
@@ -487,6 +507,9 @@ static void usage(FILE *f)
             "  --forward        also run the preload with PARKLOCK_ENGINE=glibc\n"
             "                   (fwd-glibc: the interposer's own cost)%s\n"
             "  --no-forward     leave fwd-glibc out%s\n"
+            "  --profile        also run the preload with the contention\n"
+            "                   profiler on (parklock+prof, glibc+prof; the\n"
+            "                   report goes to /dev/null): its cost\n"
             "  --adaptive       PTHREAD_MUTEX_ADAPTIVE_NP mutexes on every engine\n"
             "%s"
             "Other PARKLOCK_* variables (e.g. PARKLOCK_SPIN_NS) pass through "
@@ -504,6 +527,8 @@ static bool more_option(int argc, char **argv, int *i, void *ctx)
         cfg->forward = true;
     } else if (!strcmp(a, "--no-forward")) {
         cfg->forward = false;
+    } else if (!strcmp(a, "--profile")) {
+        cfg->profiled = true;
     } else if (!strcmp(a, "--adaptive")) {
         adaptive_mutexes = true;
     } else if ((v = opt_value(argc, argv, i, "--lib"))) {
@@ -542,7 +567,7 @@ static int driver_main(const struct driver_program *prog, int argc, char **argv)
         free(guess);
     }
     for (int e = 0; e < ENGINE_COUNT; e++)
-        if (e != ENGINE_FWD || cfg.forward)
+        if ((e != ENGINE_FWD || cfg.forward) && (!engines[e].profiled || cfg.profiled))
             cfg.measured.id[cfg.measured.n++] = (enum engine)e;
     const char *inherited = getenv("LD_PRELOAD");
     if (inherited && *inherited)
@@ -572,7 +597,11 @@ static int driver_main(const struct driver_program *prog, int argc, char **argv)
                       "preload with PARKLOCK_ENGINE=glibc (forwards every call: "
                       "the interposer's own cost)"
                     : "glibc: no preload; parklock: the preload",
-        line3, NULL,
+        line3,
+        cfg.profiled ? "parklock+prof, glibc+prof: parklock and fwd-glibc with "
+                       "PARKLOCK_PROFILE=1 (stacks on, report to /dev/null)"
+                     : NULL,
+        NULL,
     };
     struct bench_output out;
     output_open(&out, &cfg.measured, &cfg.o, items, nitems);
