@@ -222,6 +222,10 @@ static NOINLINE void use_ready_cond(void)
     // The waiter holds ready_lock until its wait releases it: once we have
     // the lock, it is waiting.
     CHECK(pthread_mutex_lock(&ready_lock));
+    // Cond waiter stacks are sampled by wait time; from 100 us on, always:
+    // make this wait long enough that its stack must be there.
+    struct timespec two_ms = { 0, 2000000 };
+    nanosleep(&two_ms, NULL);
     ready = 1;
     CHECK(pthread_cond_signal(&ready_cond));
     CHECK(pthread_mutex_unlock(&ready_lock));
