@@ -251,9 +251,17 @@ enum plk_dump_name_source plk_dump_name(const struct plk_dump_model *m,
         plk_dump_frame(m, site, i, &f);
         if (f.module && in_runtime(m, f.module))
             continue;
-        if (!f.sym.function)
+        if (f.sym.function) {
+            plk_fmt_cat(buf, len, f.sym.function, NULL);
+            return PLK_NAME_SITE;
+        }
+        if (!f.module)
             break;
-        plk_fmt_cat(buf, len, f.sym.function, NULL);
+        // A stripped module: its name and the offset still tell the sites
+        // of two locks apart and can be symbolised later.
+        char off[24];
+        plk_fmt_hex(off, sizeof off, f.offset);
+        plk_fmt_cat(buf, len, plk_module_basename(f.module), "+", off, NULL);
         return PLK_NAME_SITE;
     }
     return PLK_NAME_NONE;

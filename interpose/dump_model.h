@@ -92,7 +92,8 @@ enum plk_dump_name_source {
 };
 
 // The entry's name (docs/dump-format.md): the variable that holds it, else
-// the function of the first frame of its site outside libc/libparklock.
+// the function of the first frame of its site outside libc/libparklock (or,
+// in a stripped module, "module+0xoffset").
 // Writes it to buf (NUL-terminated; "" for none).
 enum plk_dump_name_source plk_dump_name(const struct plk_dump_model *m,
                                         const struct plk_dump_item *it, char *buf,
