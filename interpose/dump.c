@@ -179,6 +179,23 @@ static void pipe_guard_leave(struct pipe_guard *g)
     pthread_sigmask(SIG_SETMASK, &g->old, NULL);
 }
 
+// Whether anything had to wait: contention, a cond wait, or dropped events.
+static bool anything_waited(void)
+{
+    const struct plk_prof_entry *o = plk_prof_other();
+    if (plk_dump_load(&o->contended) || plk_dump_load(&o->waits) ||
+        plk_prof_totals().dropped_entries)
+        return true;
+    size_t slots = plk_prof_entry_slots();
+    for (size_t i = 0; i < slots; i++) {
+        const struct plk_prof_entry *e = plk_prof_entry_at(i);
+        if (plk_dump_load(&e->address) &&
+            (plk_dump_load(&e->contended) || plk_dump_load(&e->waits)))
+            return true;
+    }
+    return false;
+}
+
 static void write_dump_unguarded(enum plk_dump_reason reason, unsigned number)
 {
     const struct plk_profile_settings *st = &plk_profile_settings;
@@ -187,6 +204,12 @@ static void write_dump_unguarded(enum plk_dump_reason reason, unsigned number)
     int fd = STDERR_FILENO;
     bool own_fd = st->output[0] != '\0'; // may be 2 itself if stderr was closed
     path[0] = '\0';
+    // A text report with nothing to show needs no symbols; and a process
+    // that never used a lock (every process of a shell pipeline run under
+    // `parklock run`) says nothing on stderr at all.
+    bool waited = anything_waited();
+    if (!own_fd && st->format == PLK_FORMAT_TEXT && !waited && plk_prof_totals().entries == 0)
+        return;
     if (own_fd) {
         if (!expand(st->output, number, path, sizeof path)) {
             warn_output(st->output, ENAMETOOLONG, "profile not written");
@@ -200,7 +223,8 @@ static void write_dump_unguarded(enum plk_dump_reason reason, unsigned number)
     }
 
     plk_modules_load();
-    bool symbolized = !in_signal && plk_symbolize_begin();
+    bool symbolized = !in_signal && (waited || st->format != PLK_FORMAT_TEXT) &&
+                      plk_symbolize_begin();
     int64_t now = plk_profile_now(), start = atomic_load(&start_ns);
     int err = 0;
     if (!plk_dump_model_build(&model, reason, symbolized,
