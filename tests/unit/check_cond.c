@@ -865,9 +865,20 @@ struct cancel_waiter {
     bool held;      // the cleanup found the mutex held again
 };
 
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/asan_interface.h>
+#endif
+
 static void abandon_wait(void *arg)
 {
     struct cancel_waiter *w = arg;
+#ifdef __SANITIZE_ADDRESS__
+    // Asynchronous cancellation unwinds from a signal handler out of frames
+    // that never returned, leaving their redzones poisoned; this handler's
+    // callees reuse that stack. ASan cannot see such an unwind: clear the
+    // stale poison below us (what it does itself before a noreturn call).
+    __asan_handle_no_return();
+#endif
     plk_cond_wait_abandon(&w->cw);
     w->cancelled = true;
     w->held = plk_mutex_is_locked(w->g->m);
