@@ -50,15 +50,50 @@ static bool release_mutex(void *arg)
     return w->unlock_error == 0;
 }
 
+/*
+ * Passing a signal on. The cond may already be destroyed and its memory
+ * gone: POSIX allows that as soon as no thread is blocked on it, and a
+ * waiter that was signalled is no longer blocked on it. So the pass-on reads
+ * or writes the cond only from the parking lot's callbacks, and only when a
+ * thread is still queued on the cond's address -- then the cond is in use,
+ * hence alive. With nobody queued there is nobody to pass the signal to.
+ */
+struct pass_on {
+    struct plk_cond *c;
+    struct plk_mutex *mine; // the passing waiter's mutex (NULL: foreign)
+};
+
+static enum plk_requeue_op choose_pass_on(void *arg)
+{
+    struct pass_on *p = arg; // a thread is queued on p->c: it is alive
+    uintptr_t s = atomic_load_explicit(&p->c->mutex, memory_order_relaxed);
+    if (p->mine && s == (uintptr_t)p->mine && plk_mutex_mark_parked_if_locked(p->mine))
+        return PLK_REQUEUE_REQUEUE_ONE;
+    return PLK_REQUEUE_UNPARK_ONE;
+}
+
+static uintptr_t after_pass_on(void *arg, enum plk_requeue_op op,
+                               const struct plk_unpark_result *r)
+{
+    struct pass_on *p = arg;
+    if (op == PLK_REQUEUE_ABORT)
+        return PLK_TOKEN_NORMAL; // nobody queued: the cond may be gone
+    if (!r->has_more_waiters)
+        atomic_store_explicit(&p->c->mutex, 0, memory_order_relaxed);
+    return PLK_TOKEN_SIGNALLED;
+}
+
 // A waiter leaving without taking the wake-up it was given (cancelled, or
 // its unlock failed) passes a signal on, since POSIX lets no such waiter
-// consume one. A broadcast is not passed on: it reached everyone already,
-// and the cond may be gone.
+// consume one. A broadcast is not passed on: it reached everyone already.
 static void pass_on_signal(struct plk_cond_waiter *w, bool claimed, uintptr_t token)
 {
-    if ((claimed && token == PLK_TOKEN_SIGNALLED) ||
-        w->waiter.requeued_by == PLK_REQUEUE_REQUEUE_ONE)
-        plk_cond_signal(w->c);
+    if (!(claimed && token == PLK_TOKEN_SIGNALLED) &&
+        w->waiter.requeued_by != PLK_REQUEUE_REQUEUE_ONE)
+        return;
+    struct pass_on p = { .c = w->c, .mine = w->m.word };
+    plk_unpark_requeue(w->c, p.mine ? (const void *)p.mine : (const void *)w->c,
+                       choose_pass_on, after_pass_on, &p);
 }
 
 static void reacquire_mutex(struct plk_cond_waiter *w)

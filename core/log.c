@@ -11,11 +11,20 @@ static void write_line(const char *prefix, const char *first, va_list ap)
     char line[512];
     size_t n = 0;
     for (const char *s = prefix; s; s = (s == prefix ? first : va_arg(ap, const char *))) {
-        size_t len = strlen(s);
-        if (len > sizeof line - 1 - n)
-            len = sizeof line - 1 - n;
-        memcpy(line + n, s, len);
-        n += len;
+        // Control characters (a setting's value may hold any) are written
+        // as \xNN: the warning stays one line.
+        for (const char *q = s; *q && n < sizeof line - 5; q++) {
+            unsigned char c = (unsigned char)*q;
+            if (c < 0x20 || c == 0x7f) {
+                static const char hex[] = "0123456789abcdef";
+                line[n++] = '\\';
+                line[n++] = 'x';
+                line[n++] = hex[c >> 4];
+                line[n++] = hex[c & 15];
+            } else {
+                line[n++] = (char)c;
+            }
+        }
     }
     line[n++] = '\n';
     int saved_errno = errno;

@@ -55,8 +55,8 @@ static bool spin_once(struct spinner *s)
 static bool still_locked_and_parked(void *arg)
 {
     struct plk_mutex *m = arg;
-    return atomic_load_explicit(&m->word, memory_order_relaxed) ==
-           (PLK_MUTEX_LOCKED | PLK_MUTEX_PARKED);
+    uint32_t w = atomic_load_explicit(&m->word, memory_order_relaxed);
+    return (w & PLK_MUTEX_PARKED) && (w & ~PLK_MUTEX_PARKED);
 }
 
 static void clear_parked_if_last(void *arg, const void *key, bool was_last)
@@ -74,7 +74,7 @@ bool plk_mutex_lock_slow(struct plk_mutex *m, const struct plk_deadline *deadlin
     struct spinner spinner = { 0 };
     uint32_t w = atomic_load_explicit(&m->word, memory_order_relaxed);
     for (;;) {
-        if (!(w & PLK_MUTEX_LOCKED)) {
+        if (!(w & ~PLK_MUTEX_PARKED)) {
             // Free (possibly with PARKED set: then we keep it set).
             if (atomic_compare_exchange_weak_explicit(&m->word, &w,
                                                       w | PLK_MUTEX_LOCKED,
@@ -160,7 +160,7 @@ bool plk_mutex_mark_parked_if_locked(struct plk_mutex *m)
 {
     uint32_t w = atomic_load_explicit(&m->word, memory_order_relaxed);
     for (;;) {
-        if (!(w & PLK_MUTEX_LOCKED))
+        if (!(w & ~PLK_MUTEX_PARKED))
             return false;
         if (w & PLK_MUTEX_PARKED)
             return true;

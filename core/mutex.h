@@ -10,6 +10,10 @@
 // (LOCKED stays set) when the bucket's fairness timer says so, so no waiter
 // starves under barging.
 //
+// A word with any other bit set (corrupted or uninitialised memory) counts
+// as held, as glibc counts any non-zero word: trylock fails, timed locks time
+// out, lock waits until an unlock stores a clean word.
+//
 // Invariant: PARKED is cleared only under the bucket lock of the word's
 // address (by an unlocker, or by the last waiter leaving on timeout), so a
 // thread that parks after setting it cannot be forgotten.
@@ -80,7 +84,7 @@ static inline bool plk_mutex_timedlock(struct plk_mutex *m,
 static inline bool plk_mutex_trylock(struct plk_mutex *m)
 {
     uint32_t w = atomic_load_explicit(&m->word, memory_order_relaxed);
-    while (!(w & PLK_MUTEX_LOCKED)) {
+    while (!(w & ~PLK_MUTEX_PARKED)) {
         if (atomic_compare_exchange_weak_explicit(&m->word, &w,
                                                   w | PLK_MUTEX_LOCKED,
                                                   memory_order_acquire,
@@ -115,7 +119,7 @@ static inline void plk_mutex_unlock_fair(struct plk_mutex *m)
 static inline bool plk_mutex_is_locked(const struct plk_mutex *m)
 {
     return atomic_load_explicit(&((struct plk_mutex *)m)->word,
-                                memory_order_relaxed) & PLK_MUTEX_LOCKED;
+                                memory_order_relaxed) & ~PLK_MUTEX_PARKED;
 }
 
 // Sets PARKED if `m` is locked; returns whether it was locked. Used by the

@@ -37,10 +37,13 @@ enum {
 };
 
 // Kinds that run on the parking lot: the four types, with or without the
-// elision hints (ignored). Everything else -- process-shared, robust,
-// priority-inherit, priority-protect, destroyed (-1) or garbage -- is handed
+// no-elision hint. Everything else -- process-shared, robust,
+// priority-inherit, priority-protect, destroyed (-1), garbage, and the
+// elision kind (256: glibc's init sets it only when its elision tunable is
+// on, never for the mutexes parklock initialises; glibc keeps no owner or
+// user count for it, and with another type it answers EINVAL) -- is handed
 // to glibc, which answers exactly as it always would.
-#define KIND_PARKINGLOT_MASK (KIND_TYPE_MASK | KIND_ELISION | KIND_NO_ELISION)
+#define KIND_PARKINGLOT_MASK (KIND_TYPE_MASK | KIND_NO_ELISION)
 
 static inline bool kind_is_parkinglot(int kind)
 {

@@ -122,8 +122,12 @@ static bool glibc_try_first_ok(int kind)
 static int glibc_lock_profiled(pthread_mutex_t *m, clockid_t clock,
                                const struct timespec *abstime, bool clocked)
 {
-    int r = glibc_try_first_ok(mutex_kind(m)) ? real_mutex_trylock(m) : -1;
-    if (r == -1) {
+    int kind = mutex_kind(m);
+    int r = glibc_try_first_ok(kind) &&
+                    !(kind_type(kind) == TYPE_ERRORCHECK && m->__data.__owner == self_tid())
+                ? real_mutex_trylock(m)
+                : -1;
+    if (r != 0 && r != EBUSY) { // glibc's lock gives its own answer
         if (!abstime)
             return real_mutex_lock(m);
         return clocked ? real_mutex_clocklock(m, clock, abstime)
@@ -156,7 +160,7 @@ int plk_profile_first_acquisition(pthread_mutex_t *m)
 // uncontended lock and unlock need no ownership check.
 static inline bool simple_fast_path(int kind)
 {
-    int k = kind & ~(KIND_ELISION | KIND_NO_ELISION);
+    int k = kind & ~KIND_NO_ELISION;
     return (k == TYPE_NORMAL || k == TYPE_ADAPTIVE) &&
            atomic_load_explicit(&plk_engine_selected, memory_order_relaxed) ==
                PLK_ENGINE_PARKINGLOT;
