@@ -257,12 +257,29 @@ static size_t notify(struct plk_cond *c,
     }
 }
 
+static void deferred_signal(void *c)
+{
+    notify(c, choose_signal, after_signal);
+}
+
+static void deferred_broadcast(void *c)
+{
+    notify(c, choose_broadcast, after_broadcast);
+}
+
+// From a signal handler nested in a parking-lot critical section (see
+// plk_parking_lot_defer), the notification runs when that section ends, and
+// reports no waiter.
 bool plk_cond_signal(struct plk_cond *c)
 {
+    if (__builtin_expect(plk_parking_lot_defer(deferred_signal, c), 0))
+        return false;
     return notify(c, choose_signal, after_signal) != 0;
 }
 
 size_t plk_cond_broadcast(struct plk_cond *c)
 {
+    if (__builtin_expect(plk_parking_lot_defer(deferred_broadcast, c), 0))
+        return 0;
     return notify(c, choose_broadcast, after_broadcast);
 }

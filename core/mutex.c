@@ -2,6 +2,7 @@
 #include "mutex.h"
 
 #include <sched.h>
+#include <time.h>
 
 #include "atomic.h"
 #include "parking_lot.h"
@@ -67,9 +68,29 @@ static void clear_parked_if_last(void *arg, const void *key, bool was_last)
         atomic_fetch_and_explicit(&m->word, ~PLK_MUTEX_PARKED, memory_order_relaxed);
 }
 
+// A signal handler that interrupted its thread inside a parking-lot critical
+// section may not park (see plk_parking_lot_busy_here): it polls.
+static bool lock_polling(struct plk_mutex *m, const struct plk_deadline *deadline)
+{
+    for (unsigned round = 0;; round++) {
+        if (plk_mutex_trylock(m))
+            return true;
+        if (deadline && plk_deadline_passed(deadline))
+            return false;
+        if (round < 64) {
+            sched_yield();
+        } else {
+            struct timespec pause = { 0, 50000 };
+            nanosleep(&pause, NULL);
+        }
+    }
+}
+
 bool plk_mutex_lock_slow(struct plk_mutex *m, const struct plk_deadline *deadline,
                          struct plk_mutex_wait *observer)
 {
+    if (__builtin_expect(plk_parking_lot_busy_here(), 0))
+        return lock_polling(m, deadline);
     bool observed = false;
     struct spinner spinner = { 0 };
     uint32_t w = atomic_load_explicit(&m->word, memory_order_relaxed);
@@ -149,8 +170,36 @@ static uintptr_t release_or_hand_off(void *arg, const struct plk_unpark_result *
     return PLK_TOKEN_NORMAL;
 }
 
+// The wake-up of an unlock made by a signal handler nested in a parking-lot
+// critical section, run when that section ends. The mutex is touched only if
+// a waiter was found (then it is alive: a thread waits for it).
+static uintptr_t wake_after_nested_unlock(void *arg, const struct plk_unpark_result *r)
+{
+    struct plk_mutex *m = arg;
+    if (r->unparked && !r->has_more_waiters)
+        atomic_fetch_and_explicit(&m->word, ~PLK_MUTEX_PARKED, memory_order_relaxed);
+    return PLK_TOKEN_NORMAL;
+}
+
+static void deferred_wake(void *arg)
+{
+    plk_unpark_one(arg, wake_after_nested_unlock, arg);
+}
+
 int64_t plk_mutex_unlock_slow(struct plk_mutex *m, bool force_fair)
 {
+    if (__builtin_expect(plk_parking_lot_busy_here(), 0)) {
+        // Release now, keeping PARKED so that the next owner's unlock wakes
+        // a waiter too; wake one when the interrupted section ends.
+        uint32_t w = atomic_load_explicit(&m->word, memory_order_relaxed);
+        while (!atomic_compare_exchange_weak_explicit(&m->word, &w, w & PLK_MUTEX_PARKED,
+                                                      memory_order_release,
+                                                      memory_order_relaxed))
+            ;
+        if (w & PLK_MUTEX_PARKED)
+            plk_parking_lot_defer(deferred_wake, m);
+        return 0;
+    }
     struct unlock_ctx u = { m, force_fair, 0 };
     plk_unpark_one(m, release_or_hand_off, &u);
     return u.woken_since_ns;

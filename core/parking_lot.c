@@ -9,6 +9,7 @@
 
 #include "atomic.h"
 #include "parker.h"
+#include "log.h"
 #include "rawlock.h"
 
 /*
@@ -69,6 +70,81 @@ static _Atomic uint32_t *_Atomic fork_sentinel;
 static _Atomic uint32_t sentinel_unsupported = SENTINEL_ALIVE;
 
 static void reset_table(void);
+
+/*
+ * Bucket locks are not reentrant, and a signal handler may lock or unlock a
+ * mutex (not async-signal-safe in POSIX, but glibc's futex locks tolerate it
+ * as long as the handler needs no lock its thread holds, and programs rely
+ * on that). If the handler's mutex shares a bucket with a critical section
+ * its interrupted thread is in, taking that bucket lock would wait forever.
+ * So each thread counts the bucket locks it holds; code that finds the count
+ * non-zero on entry (it runs in a handler nested in such a section) must not
+ * take a bucket lock: it polls instead of parking, and defers wake-ups to
+ * the moment the interrupted section releases its last bucket lock.
+ */
+static __thread unsigned held_buckets;
+
+#define MAX_DEFERRED 16
+static __thread struct deferred {
+    void (*fn)(void *arg);
+    void *arg;
+} deferred[MAX_DEFERRED];
+static __thread unsigned n_deferred;
+
+static void run_deferred(void);
+
+static inline void hold(struct plk_rawlock *l)
+{
+    held_buckets++;
+    // Counted before the lock is taken, even as the compiler sees it: a
+    // handler must never find the lock held and the count zero.
+    atomic_signal_fence(memory_order_seq_cst);
+    plk_rawlock_lock(l);
+}
+
+static inline void release(struct plk_rawlock *l)
+{
+    plk_rawlock_unlock(l);
+    atomic_signal_fence(memory_order_seq_cst);
+    if (--held_buckets == 0 && __builtin_expect(n_deferred != 0, 0))
+        run_deferred();
+}
+
+bool plk_parking_lot_busy_here(void)
+{
+    return held_buckets != 0;
+}
+
+bool plk_parking_lot_defer(void (*fn)(void *arg), void *arg)
+{
+    if (held_buckets == 0)
+        return false;
+    unsigned n = n_deferred;
+    if (n == MAX_DEFERRED)
+        plk_fatal("parking lot: more than 16 wake-ups deferred by nested signal handlers",
+                  NULL);
+    deferred[n] = (struct deferred){ fn, arg };
+    atomic_signal_fence(memory_order_seq_cst);
+    n_deferred = n + 1;
+    return true;
+}
+
+// Runs the wake-ups deferred by handlers, oldest first; a handler nested in
+// one of them (it takes bucket locks) may defer more: they run here too.
+static __thread bool running_deferred;
+
+static void run_deferred(void)
+{
+    if (running_deferred)
+        return; // a deferred call's own last release: the loop goes on
+    running_deferred = true;
+    for (unsigned i = 0; i < n_deferred; i++) {
+        struct deferred d = deferred[i];
+        d.fn(d.arg);
+    }
+    n_deferred = 0;
+    running_deferred = false;
+}
 
 static size_t table_size(const struct table *t)
 {
@@ -138,10 +214,10 @@ static struct bucket *lock_bucket(uintptr_t address)
     for (;;) {
         struct table *t = load_table();
         struct bucket *b = &t->buckets[hash(address, t->log2)];
-        plk_rawlock_lock(&b->lock);
+        hold(&b->lock);
         if (is_current(t))
             return b;
-        plk_rawlock_unlock(&b->lock);
+        release(&b->lock);
     }
 }
 
@@ -153,7 +229,7 @@ static struct bucket *lock_waiter_bucket(struct plk_waiter *w)
         struct bucket *b = lock_bucket(key);
         if (atomic_load_explicit(&w->address, memory_order_relaxed) == key)
             return b;
-        plk_rawlock_unlock(&b->lock);
+        release(&b->lock);
     }
 }
 
@@ -166,37 +242,37 @@ static void lock_bucket_pair(uintptr_t a, uintptr_t b, struct bucket **ba,
         size_t ia = hash(a, t->log2), ib = hash(b, t->log2);
         struct bucket *first = &t->buckets[ia < ib ? ia : ib];
         struct bucket *second = &t->buckets[ia < ib ? ib : ia];
-        plk_rawlock_lock(&first->lock);
+        hold(&first->lock);
         if (second != first)
-            plk_rawlock_lock(&second->lock);
+            hold(&second->lock);
         if (is_current(t)) {
             *ba = &t->buckets[ia];
             *bb = &t->buckets[ib];
             return;
         }
         if (second != first)
-            plk_rawlock_unlock(&second->lock);
-        plk_rawlock_unlock(&first->lock);
+            release(&second->lock);
+        release(&first->lock);
     }
 }
 
 static void unlock_bucket_pair(struct bucket *ba, struct bucket *bb)
 {
     if (bb != ba)
-        plk_rawlock_unlock(&bb->lock);
-    plk_rawlock_unlock(&ba->lock);
+        release(&bb->lock);
+    release(&ba->lock);
 }
 
 static void lock_all(struct table *t)
 {
     for (size_t i = 0; i < table_size(t); i++)
-        plk_rawlock_lock(&t->buckets[i].lock);
+        hold(&t->buckets[i].lock);
 }
 
 static void unlock_all(struct table *t)
 {
     for (size_t i = 0; i < table_size(t); i++)
-        plk_rawlock_unlock(&t->buckets[i].lock);
+        release(&t->buckets[i].lock);
 }
 
 /* Queue operations: callers hold the bucket lock. */
@@ -388,7 +464,7 @@ static bool leave_queue(struct plk_waiter *w, const struct plk_park_ops *ops)
 {
     struct bucket *b = lock_waiter_bucket(w);
     if (w->dequeued) {
-        plk_rawlock_unlock(&b->lock);
+        release(&b->lock);
         plk_parker_wait(&w->parker, NULL);
         return true;
     }
@@ -397,7 +473,7 @@ static bool leave_queue(struct plk_waiter *w, const struct plk_park_ops *ops)
     bool was_last = find_from(b->head, key) == NULL;
     if (ops->timed_out)
         ops->timed_out(ops->ctx, (const void *)key, was_last);
-    plk_rawlock_unlock(&b->lock);
+    release(&b->lock);
     return false;
 }
 
@@ -419,13 +495,13 @@ enum plk_park_result plk_park_waiter(struct plk_waiter *w, const void *address,
     enter_lot();
     struct bucket *b = lock_bucket((uintptr_t)address);
     if (ops->validate && !ops->validate(ops->ctx)) {
-        plk_rawlock_unlock(&b->lock);
+        release(&b->lock);
         leave_lot();
         return PLK_PARK_AGAIN;
     }
     plk_parker_arm(&w->parker);
     enqueue(b, w);
-    plk_rawlock_unlock(&b->lock);
+    release(&b->lock);
 
     enum plk_park_result result = PLK_PARK_OK;
     if (ops->before_sleep && !ops->before_sleep(ops->ctx)) {
@@ -514,7 +590,7 @@ size_t plk_unpark_one(const void *address, plk_unpark_fn fn, void *arg)
         parker = &w->parker;
         claim(w, token);
     }
-    plk_rawlock_unlock(&b->lock);
+    release(&b->lock);
     if (parker)
         plk_parker_wake(parker);
     return r.unparked;
@@ -546,7 +622,7 @@ size_t plk_unpark_all(const void *address)
         tail = &w->next;
         n++;
     }
-    plk_rawlock_unlock(&b->lock);
+    release(&b->lock);
     wake_list(woken);
     return n;
 }
@@ -647,6 +723,9 @@ void plk_parking_lot_init(void)
 void plk_parking_lot_fork_child(void)
 {
     _Atomic uint32_t *s = atomic_load_explicit(&fork_sentinel, memory_order_acquire);
+    held_buckets = 0; // the child's thread holds none of the parent's locks
+    n_deferred = 0;
+    running_deferred = false;
     reset_table();
     if (s)
         atomic_store_explicit(s, SENTINEL_ALIVE, memory_order_release);

@@ -173,6 +173,16 @@ plk_unpark_requeue(const void *from, const void *to,
                                          const struct plk_unpark_result *r),
                    void *arg);
 
+// Signal handlers. A handler that interrupted its thread inside one of the
+// parking lot's critical sections must not enter another (bucket locks are
+// not reentrant). plk_parking_lot_busy_here tells whether the calling
+// thread is inside one (so: whether this is such a handler);
+// plk_parking_lot_defer, in that case, queues fn(arg) to run when the
+// interrupted section ends (at most 16 at a time) and returns true; it
+// returns false, doing nothing, outside such a section.
+bool plk_parking_lot_busy_here(void);
+bool plk_parking_lot_defer(void (*fn)(void *arg), void *arg);
+
 // Fork support. A forked child must forget every parked thread (they do not
 // exist there) and every bucket lock they held. The table detects a fork by
 // itself (a MADV_WIPEONFORK page) and resets on its first use in the child,
