@@ -240,7 +240,7 @@ unsigned plk_prof_bucket(uint64_t ns)
 uint64_t plk_prof_bucket_limit(unsigned bucket)
 {
     if (bucket >= PLK_PROF_HIST_BUCKETS - 1)
-        return UINT64_MAX;
+        return INT64_MAX;
     return (uint64_t)1 << bucket;
 }
 
@@ -279,21 +279,31 @@ void plk_prof_record_cond_wait(struct plk_prof_entry *e, int64_t wait_ns, bool t
     record_wait(e, wait_ns);
 }
 
-void plk_prof_note_acquired(struct plk_prof_entry *e, uint32_t counter)
+#define FOLD_COUNTED ((uint64_t)1 << 32)
+
+bool plk_prof_note_acquired(struct plk_prof_entry *e, uint32_t counter)
 {
     // Holders of the mutex call this (serialised by the mutex), and so may a
-    // dump (racing with them): only a counter ahead of the last one seen
-    // moves the total, by the difference.
+    // dump (racing with them). The counter seen last and whether there was
+    // one are one word, so that a racing older reading cannot pass the
+    // check on a half-made first fold.
     if (e == &other_entry)
-        return;
-    uint32_t seen = atomic_load_explicit(&e->acquired_seen, RELAXED);
+        return true;
+    uint64_t fold = atomic_load_explicit(&e->acquired_fold, RELAXED);
+    uint32_t seen;
     do {
-        if ((int32_t)(counter - seen) <= 0 && atomic_load_explicit(&e->acquired_counted, RELAXED))
-            return;
-    } while (!atomic_compare_exchange_weak_explicit(&e->acquired_seen, &seen, counter, RELAXED,
+        seen = (uint32_t)fold;
+        if (fold & FOLD_COUNTED) {
+            int32_t moved = (int32_t)(counter - seen);
+            if (moved <= 0)
+                return moved == 0;
+        }
+    } while (!atomic_compare_exchange_weak_explicit(&e->acquired_fold, &fold,
+                                                    FOLD_COUNTED | counter, RELAXED,
                                                     RELAXED));
     atomic_fetch_add_explicit(&e->acquired, (uint32_t)(counter - seen), RELAXED);
     atomic_store_explicit(&e->acquired_counted, true, RELAXED);
+    return true;
 }
 
 static inline struct plk_prof_stack *stack_slot(size_t i)

@@ -59,9 +59,9 @@ enum plk_prof_state {
  * created; `kind`, `type`, `generation` and `id` are written by the creator
  * before `state` becomes LIVE (release) and never change after.
  *
- * acquired/acquired_seen: mutexes count their acquisitions in their own
- * memory (32 bits, see interpose/profile.c); a thread holding the mutex
- * folds that counter into `acquired` with plk_prof_note_acquired.
+ * acquired/acquired_fold: mutexes count their acquisitions in their own
+ * memory (32 bits, see interpose/profile.c); a thread holding the mutex, or
+ * a dump, folds that counter into `acquired` with plk_prof_note_acquired.
  */
 struct plk_prof_entry {
     _Atomic uintptr_t address; // 0: free slot
@@ -76,8 +76,8 @@ struct plk_prof_entry {
     _Atomic uint64_t contended;  // acquisitions that had to wait
     _Atomic uint64_t parked;     // ...of which slept in the kernel
     _Atomic uint64_t acquired;   // total acquisitions, when counted
-    _Atomic uint32_t acquired_seen;
-    _Atomic bool acquired_counted;
+    _Atomic uint64_t acquired_fold; // FOLD_COUNTED | last counter folded in
+    _Atomic bool acquired_counted;  // copy of FOLD_COUNTED, for readers
 
     // Both: timeouts (timed lock / timed cond wait) and the wait times of
     // contended acquisitions (mutex) or of waits (cond).
@@ -149,8 +149,12 @@ void plk_prof_record_contention(struct plk_prof_entry *e, int64_t wait_ns, bool 
 void plk_prof_record_cond_wait(struct plk_prof_entry *e, int64_t wait_ns, bool timed,
                                bool timed_out);
 
-// A mutex holder folds the mutex's own 32-bit acquisition counter in.
-void plk_prof_note_acquired(struct plk_prof_entry *e, uint32_t counter);
+// A mutex holder (or a dump) folds the mutex's own 32-bit acquisition
+// counter in: the total grows by how far the counter moved since the last
+// fold, if it moved forward by less than 2^31. Returns false, changing
+// nothing, if it moved backwards: an older reading racing a newer one, or,
+// for a holder, a new mutex at the address (one freed without destroy).
+bool plk_prof_note_acquired(struct plk_prof_entry *e, uint32_t counter);
 
 // Adds one occurrence of `frames[0..n)` with `weight` to `e` in `role`
 // (frames beyond the configured depth are dropped). The first site or
@@ -167,7 +171,9 @@ struct plk_prof_entry *plk_prof_other(void);
 size_t plk_prof_entry_index(const struct plk_prof_entry *e);
 struct plk_prof_totals plk_prof_totals(void);
 
-// Histogram helpers: the bucket of a wait, the upper bound (ns) of a bucket,
+// Histogram helpers: the bucket of a wait, the upper bound (ns) of a bucket
+// (INT64_MAX for the last, open one, so that JSON readers with 64-bit signed
+// integers take it),
 // and the q-quantile (0 < q <= 1) of an entry's waits, interpolated within
 // its bucket and capped at the maximum.
 unsigned plk_prof_bucket(uint64_t ns);

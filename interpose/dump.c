@@ -4,6 +4,7 @@
 #include "dump.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -140,12 +141,20 @@ static bool expand(const char *tmpl, unsigned number, char *dst, size_t len)
     return true;
 }
 
+// O_NONBLOCK: a FIFO nobody reads (a planted path) must not hang the
+// program at exit: its open fails with ENXIO instead. Writes block again.
 static int open_output(const char *path)
 {
     int fd;
     do
-        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK,
+                  0644);
     while (fd < 0 && errno == EINTR);
+    if (fd >= 0) {
+        int flags = fcntl(fd, F_GETFL);
+        if (flags >= 0)
+            fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    }
     return fd;
 }
 
@@ -272,9 +281,17 @@ void plk_dump(enum plk_dump_reason reason)
     int saved_errno = errno;
     bool saved_guard = plk_in_profiler;
     plk_in_profiler = true; // locks taken meanwhile (malloc, libdw) are not recorded
-    if (reason != PLK_DUMP_SIGNAL && reason != PLK_DUMP_FATAL_SIGNAL)
-        plk_profile_refresh_acquired();
+    bool in_signal = reason == PLK_DUMP_SIGNAL || reason == PLK_DUMP_FATAL_SIGNAL;
+    // open, write and close are cancellation points: a dump cancelled
+    // half-way would leave `dumping` set and silence every later dump.
+    int cancel_state = PTHREAD_CANCEL_DISABLE;
+    if (!in_signal)
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+    // System calls only (process_vm_readv): safe in a signal handler too.
+    plk_profile_refresh_acquired();
     write_dump(reason, atomic_fetch_add(&dumps, 1) + 1);
+    if (!in_signal)
+        pthread_setcancelstate(cancel_state, NULL);
     plk_in_profiler = saved_guard;
     errno = saved_errno;
     atomic_store(&dumping, false);

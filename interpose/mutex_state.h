@@ -32,13 +32,16 @@ static inline bool mutex_counts_acquisitions(int kind)
 }
 
 // The first acquisition of a mutex since its initialisation (its counter was
-// 0): the profiler starts tracking it. Returns 0.
+// 0), and every 2^30th after it: the profiler starts tracking it, then folds
+// the counter in often enough that a 32-bit counter never laps a fold.
+// Returns 0.
+#define ACQUISITION_FOLD_MASK 0x3fffffffu
 int plk_profile_first_acquisition(pthread_mutex_t *m) __attribute__((visibility("hidden")));
 
 // Counts one acquisition by the new holder of a parking-lot mutex.
 static inline void count_acquisition(pthread_mutex_t *m)
 {
-    if (__builtin_expect((*mutex_acquisitions(m))++ == 0, 0))
+    if (__builtin_expect(((*mutex_acquisitions(m))++ & ACQUISITION_FOLD_MASK) == 0, 0))
         plk_profile_first_acquisition(m);
 }
 

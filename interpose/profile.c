@@ -163,6 +163,8 @@ static void load_settings(void)
     }
 }
 
+static int find_unwinder_data(struct dl_phdr_info *info, size_t size, void *arg);
+
 /* Stacks: libparklock's own frames are left out. */
 
 static uintptr_t own_start, own_end;
@@ -220,9 +222,11 @@ static void start_unwinder(void)
     // Per-thread caches: unwinding then takes no lock (the global cache
     // has a pthread mutex). The first backtrace sets up libunwind's own
     // state (a pthread key among others) now, not inside a lock path.
+    plk_in_profiler = true;
     unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
     void *warm[4];
     unw_backtrace(warm, 4);
+    plk_in_profiler = false;
     plk_stack_set_backtrace(unw_backtrace);
 }
 
@@ -239,6 +243,7 @@ void plk_profile_init(void)
     if (!plk_profile_settings.enabled)
         return;
     dl_iterate_phdr(find_own_text, (void *)(uintptr_t)plk_profile_init);
+    dl_iterate_phdr(find_unwinder_data, NULL);
     if (plk_profile_settings.stack_depth > 0)
         start_unwinder();
     if (!plk_prof_init(plk_profile_settings.table_size, plk_profile_settings.stack_depth)) {
@@ -371,20 +376,47 @@ static void capture_on_park(struct plk_mutex_wait *w)
     o->depth = plk_profile_stack(o->frames, PLK_PROF_MAX_DEPTH);
 }
 
-// A lock's first contention names it when no sleeping waiter did: one
-// stack per lock, taken while holding it.
-static void record_site_once(struct plk_prof_entry *e, uint64_t weight)
+/* libunwind's own mutexes (its caches, pools and one-time set-up, all in
+ * its data segments) are never profiled: unwinding on their slow paths
+ * would need them again -- Debian's libunwind has no per-thread cache and
+ * takes its global cache's mutex while unwinding. */
+static uintptr_t unwinder_data_start, unwinder_data_end;
+
+static int find_unwinder_data(struct dl_phdr_info *info, size_t size, void *arg)
 {
-    if (atomic_load_explicit(&e->site, memory_order_relaxed) || e == plk_prof_other())
-        return;
-    uintptr_t frames[PLK_PROF_MAX_DEPTH];
-    int n = plk_profile_stack(frames, PLK_PROF_MAX_DEPTH);
-    plk_prof_record_stack(e, PLK_PROF_SITE, frames, n, weight);
+    (void)size;
+    (void)arg;
+    if (!info->dlpi_name || !strstr(info->dlpi_name, "libunwind"))
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || (ph->p_flags & PF_X))
+            continue;
+        uintptr_t start = info->dlpi_addr + ph->p_vaddr, end = start + ph->p_memsz;
+        if (!unwinder_data_start || start < unwinder_data_start)
+            unwinder_data_start = start;
+        if (end > unwinder_data_end)
+            unwinder_data_end = end;
+    }
+    return 1;
+}
+
+static inline bool unwinder_owns(const void *m)
+{
+    return (uintptr_t)m >= unwinder_data_start && (uintptr_t)m < unwinder_data_end;
 }
 
 bool plk_profile_lock_word(pthread_mutex_t *m, const struct plk_deadline *deadline)
 {
+    if (unwinder_owns(m))
+        return plk_mutex_lock_slow(mutex_word(m), deadline, NULL);
     struct plk_prof_entry *e = plk_profile_mutex(m);
+    // A lock's first contention names it when no sleeping waiter does: its
+    // stack is taken now, before the lock is held (never unwind holding it).
+    uintptr_t site[PLK_PROF_MAX_DEPTH];
+    int site_depth = 0;
+    if (!atomic_load_explicit(&e->site, memory_order_relaxed) && e != plk_prof_other())
+        site_depth = plk_profile_stack(site, PLK_PROF_MAX_DEPTH);
     struct observed_wait o = {
         .w = { .since_ns = plk_profile_now(), .on_park = capture_on_park },
     };
@@ -393,8 +425,8 @@ bool plk_profile_lock_word(pthread_mutex_t *m, const struct plk_deadline *deadli
     plk_prof_record_contention(e, (int64_t)waited, o.w.parked, !acquired);
     if (o.depth > 0)
         plk_prof_record_stack(e, PLK_PROF_WAITER, o.frames, o.depth, waited);
-    else
-        record_site_once(e, waited);
+    else if (site_depth > 0)
+        plk_prof_record_stack(e, PLK_PROF_SITE, site, site_depth, waited);
     return acquired;
 }
 
@@ -406,7 +438,7 @@ void plk_profile_timed_out_at_once(pthread_mutex_t *m)
 void plk_profile_released_to_waiter(const pthread_mutex_t *m, int64_t waiter_since_ns)
 {
     struct plk_prof_entry *e = plk_prof_find(m, PLK_PROF_MUTEX);
-    if (!e)
+    if (!e || unwinder_owns(m))
         return;
     int64_t delay = plk_profile_now() - waiter_since_ns;
     uintptr_t frames[PLK_PROF_MAX_DEPTH];
@@ -416,11 +448,19 @@ void plk_profile_released_to_waiter(const pthread_mutex_t *m, int64_t waiter_sin
 
 void plk_profile_track_mutex(pthread_mutex_t *m)
 {
+    if (unwinder_owns(m))
+        return;
     struct plk_prof_entry *e = plk_profile_mutex(m);
-    if (e != plk_prof_other())
-        plk_prof_note_acquired(e, *mutex_acquisitions(m));
+    uint32_t counter = *mutex_acquisitions(m);
+    if (e != plk_prof_other() && !plk_prof_note_acquired(e, counter)) {
+        // The counter went backwards: a new mutex at this address, the old
+        // one freed without pthread_mutex_destroy (std::mutex never calls
+        // it). Report them apart.
+        plk_prof_retire(e);
+        e = plk_profile_mutex(m);
+        plk_prof_note_acquired(e, counter);
+    }
 }
-
 // Waits whose end is seen but not their sleep (cond waits, glibc's mutex
 // waits) record the waiter's stack after the fact, sampled by duration as
 // Go's block profile does: every wait of SAMPLE_NS or more, a shorter one
@@ -460,17 +500,21 @@ static void record_waiter_sampled(struct plk_prof_entry *e, uint64_t waited)
 
 void plk_profile_glibc_wait_begin(struct plk_profile_wait *w, pthread_mutex_t *m)
 {
-    w->entry = plk_profile_mutex(m);
+    // glibc's wait cannot be observed from inside, and after it the thread
+    // holds the mutex (no unwinding then): the stack is taken before every
+    // blocking call.
+    w->entry = unwinder_owns(m) ? NULL : plk_profile_mutex(m);
+    w->depth = w->entry ? plk_profile_stack(w->frames, PLK_PROF_MAX_DEPTH) : 0;
     w->since_ns = plk_profile_now();
 }
 
 void plk_profile_glibc_wait_end(struct plk_profile_wait *w, int result)
 {
-    if (result != 0 && result != ETIMEDOUT && result != EOWNERDEAD)
+    if (!w->entry || (result != 0 && result != ETIMEDOUT && result != EOWNERDEAD))
         return; // an error (EDEADLK, EINVAL...): not a wait
     uint64_t waited = (uint64_t)(plk_profile_now() - w->since_ns);
     plk_prof_record_contention(w->entry, (int64_t)waited, false, result == ETIMEDOUT);
-    record_waiter_sampled(w->entry, waited);
+    plk_prof_record_stack(w->entry, PLK_PROF_WAITER, w->frames, w->depth, waited);
 }
 
 void plk_profile_cond_wait_begin(struct plk_profile_wait *w, pthread_cond_t *c)

@@ -89,8 +89,10 @@ void plk_profile_track_mutex(pthread_mutex_t *m);
 // A wait timed by the entry points: a blocking call into glibc for a mutex
 // it runs, or a condition-variable wait.
 struct plk_profile_wait {
-    struct plk_prof_entry *entry;
+    struct plk_prof_entry *entry; // NULL: not profiled
     int64_t since_ns;
+    int depth; // glibc's mutex waits: the stack taken before blocking
+    uintptr_t frames[PLK_PROF_MAX_DEPTH];
 };
 void plk_profile_glibc_wait_begin(struct plk_profile_wait *w, pthread_mutex_t *m);
 void plk_profile_glibc_wait_end(struct plk_profile_wait *w, int result);

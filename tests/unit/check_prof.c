@@ -103,7 +103,7 @@ START_TEST(bucket_bounds)
     ck_assert_uint_eq(plk_prof_bucket(1024), 11);
     ck_assert_uint_eq(plk_prof_bucket_limit(11), 2048); // [1024, 2048)
     ck_assert_uint_eq(plk_prof_bucket(UINT64_MAX), PLK_PROF_HIST_BUCKETS - 1);
-    ck_assert_uint_eq(plk_prof_bucket_limit(PLK_PROF_HIST_BUCKETS - 1), UINT64_MAX);
+    ck_assert_uint_eq(plk_prof_bucket_limit(PLK_PROF_HIST_BUCKETS - 1), INT64_MAX);
 }
 END_TEST
 
@@ -128,9 +128,9 @@ START_TEST(acquisitions_fold_the_counter)
     ck_assert(plk_prof_init(16, 8));
     struct plk_prof_entry *e = plk_prof_lookup(objects[7], PLK_PROF_MUTEX, PLK_PROF_NORMAL);
     ck_assert(!LOAD(e->acquired_counted));
-    plk_prof_note_acquired(e, 5);
-    plk_prof_note_acquired(e, 9);
-    plk_prof_note_acquired(e, 7); // a stale (racing) reader: ignored
+    ck_assert(plk_prof_note_acquired(e, 5));
+    ck_assert(plk_prof_note_acquired(e, 9));
+    ck_assert(!plk_prof_note_acquired(e, 7)); // a stale (racing) reader: ignored
     ck_assert_uint_eq(LOAD(e->acquired), 9);
     ck_assert(LOAD(e->acquired_counted));
     // Across the 32-bit wrap, in steps under 2^31 (larger steps between two
@@ -141,6 +141,9 @@ START_TEST(acquisitions_fold_the_counter)
     ck_assert_uint_eq(LOAD(e->acquired), (uint64_t)UINT32_MAX + 4);
     plk_prof_note_acquired(plk_prof_other(), 100);
     ck_assert_uint_eq(LOAD(plk_prof_other()->acquired), 0);
+    // Backwards: a new mutex at the address, or an old reading.
+    ck_assert(!plk_prof_note_acquired(e, 1));
+    ck_assert_uint_eq(LOAD(e->acquired), (uint64_t)UINT32_MAX + 4);
 }
 END_TEST
 
