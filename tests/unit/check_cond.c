@@ -865,20 +865,9 @@ struct cancel_waiter {
     bool held;      // the cleanup found the mutex held again
 };
 
-#ifdef __SANITIZE_ADDRESS__
-#include <sanitizer/asan_interface.h>
-#endif
-
 static void abandon_wait(void *arg)
 {
     struct cancel_waiter *w = arg;
-#ifdef __SANITIZE_ADDRESS__
-    // Asynchronous cancellation unwinds from a signal handler out of frames
-    // that never returned, leaving their redzones poisoned; this handler's
-    // callees reuse that stack. ASan cannot see such an unwind: clear the
-    // stale poison below us (what it does itself before a noreturn call).
-    __asan_handle_no_return();
-#endif
     plk_cond_wait_abandon(&w->cw);
     w->cancelled = true;
     w->held = plk_mutex_is_locked(w->g->m);
@@ -1022,8 +1011,19 @@ Suite *cond_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, cond_foreign_mutex_waiters_woken);
     tcase_add_test(tc, cond_wait_with_unlock_failure);
+#ifndef __SANITIZE_ADDRESS__
+    // Not under ASan: asynchronous cancellation unwinds from a signal
+    // handler out of frames that never returned; gcc 12's libasan then
+    // reports their stale redzones when the cleanup handler reuses that
+    // stack (and __asan_handle_no_return there trips its own CHECK). These
+    // run in the normal and TSan builds, and the preload and torture suites
+    // cancel waits by the thousand.
     tcase_add_test(tc, cond_cancelled_waiter_leaves);
     tcase_add_loop_test(tc, cond_cancel_passes_signal_on, 0, 2);
+#else
+    (void)cond_cancelled_waiter_leaves;
+    (void)cond_cancel_passes_signal_on;
+#endif
     suite_add_tcase(s, tc);
 
     return s;
