@@ -500,21 +500,20 @@ static void record_waiter_sampled(struct plk_prof_entry *e, uint64_t waited)
 
 void plk_profile_glibc_wait_begin(struct plk_profile_wait *w, pthread_mutex_t *m)
 {
-    // glibc's wait cannot be observed from inside, and after it the thread
-    // holds the mutex (no unwinding then): the stack is taken before every
-    // blocking call.
     w->entry = unwinder_owns(m) ? NULL : plk_profile_mutex(m);
-    w->depth = w->entry ? plk_profile_stack(w->frames, PLK_PROF_MAX_DEPTH) : 0;
     w->since_ns = plk_profile_now();
 }
 
+// glibc's wait cannot be observed from inside: the stack is sampled after
+// it, holding the mutex -- safe, since libunwind's own mutexes (the only
+// ones it may need while unwinding) are never profiled.
 void plk_profile_glibc_wait_end(struct plk_profile_wait *w, int result)
 {
     if (!w->entry || (result != 0 && result != ETIMEDOUT && result != EOWNERDEAD))
         return; // an error (EDEADLK, EINVAL...): not a wait
     uint64_t waited = (uint64_t)(plk_profile_now() - w->since_ns);
     plk_prof_record_contention(w->entry, (int64_t)waited, false, result == ETIMEDOUT);
-    plk_prof_record_stack(w->entry, PLK_PROF_WAITER, w->frames, w->depth, waited);
+    record_waiter_sampled(w->entry, waited);
 }
 
 void plk_profile_cond_wait_begin(struct plk_profile_wait *w, pthread_cond_t *c)

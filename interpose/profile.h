@@ -91,8 +91,6 @@ void plk_profile_track_mutex(pthread_mutex_t *m);
 struct plk_profile_wait {
     struct plk_prof_entry *entry; // NULL: not profiled
     int64_t since_ns;
-    int depth; // glibc's mutex waits: the stack taken before blocking
-    uintptr_t frames[PLK_PROF_MAX_DEPTH];
 };
 void plk_profile_glibc_wait_begin(struct plk_profile_wait *w, pthread_mutex_t *m);
 void plk_profile_glibc_wait_end(struct plk_profile_wait *w, int result);
