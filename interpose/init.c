@@ -42,7 +42,9 @@ void plk_interpose_init(void)
     // (see parking_lot.h), so this handler's place among other libraries'
     // handlers does not matter; nothing is held across fork in the parent.
     plk_parking_lot_init();
-    pthread_atfork(NULL, NULL, fork_child);
+    // The prepare and parent handlers only make fork wait for (and block)
+    // the profiler's stack unwinds; they hold nothing across the fork.
+    pthread_atfork(plk_profile_fork_prepare, plk_profile_fork_parent, fork_child);
     real_resolve_all();
     plk_profile_init();
 }

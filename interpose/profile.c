@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <link.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,6 +188,27 @@ static int find_own_text(struct dl_phdr_info *info, size_t size, void *arg)
     return 0;
 }
 
+/* Unwinding and fork. libunwind locks a global cache mutex while it
+ * unwinds; a fork while another thread holds it would leave it held forever
+ * in the child, whose first unwind would then hang. So fork waits (in an
+ * atfork prepare handler) until no unwind is in flight, and unwinds that
+ * start meanwhile are skipped (no stack) rather than waited for: nothing is
+ * held across the fork. (A _Fork, which runs no handlers, is not covered.) */
+static _Atomic int unwinds_in_flight;
+static _Atomic bool forking;
+
+void plk_profile_fork_prepare(void)
+{
+    atomic_store(&forking, true);
+    while (atomic_load(&unwinds_in_flight) != 0)
+        sched_yield();
+}
+
+void plk_profile_fork_parent(void)
+{
+    atomic_store(&forking, false);
+}
+
 int plk_profile_stack(uintptr_t *frames, int max)
 {
     int depth = plk_prof_stack_depth();
@@ -194,6 +216,11 @@ int plk_profile_stack(uintptr_t *frames, int max)
         max = depth;
     if (max <= 0)
         return 0;
+    atomic_fetch_add(&unwinds_in_flight, 1);
+    if (atomic_load(&forking)) {
+        atomic_fetch_sub(&unwinds_in_flight, 1);
+        return 0;
+    }
     uintptr_t raw[PLK_PROF_MAX_DEPTH + 8];
     bool was = plk_in_profiler;
     plk_in_profiler = true;
@@ -202,6 +229,7 @@ int plk_profile_stack(uintptr_t *frames, int max)
     int n = plk_stack_capture(raw, max + 8 < PLK_PROF_MAX_DEPTH ? max + 8 : PLK_PROF_MAX_DEPTH);
     errno = saved_errno;
     plk_in_profiler = was;
+    atomic_fetch_sub(&unwinds_in_flight, 1);
     int i = 0;
     while (i < n && raw[i] - 1 >= own_start && raw[i] - 1 < own_end)
         i++;
@@ -256,6 +284,8 @@ void plk_profile_init(void)
 
 void plk_profile_fork_child(void)
 {
+    atomic_store(&unwinds_in_flight, 0); // the child's only thread is here
+    atomic_store(&forking, false);
     if (!atomic_load_explicit(&plk_profiling_on, memory_order_relaxed))
         return;
     plk_prof_reset();

@@ -52,7 +52,11 @@ static inline bool profiling(void)
 // maps the tables, arms the dump triggers (dump.h).
 void plk_profile_init(void);
 
-// In a forked child: a fresh profile.
+// Fork handlers: prepare waits until no thread is unwinding (libunwind's
+// lock must not be held across fork), parent and child resume; the child
+// also starts a fresh profile.
+void plk_profile_fork_prepare(void);
+void plk_profile_fork_parent(void);
 void plk_profile_fork_child(void);
 
 // Monotonic nanoseconds, for wait times.
