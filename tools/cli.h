@@ -34,6 +34,18 @@ void cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)))
 // (optstring starts with ":"), else an unknown option.
 void cli_bad_option(char **argv, int optind, int optopt, bool missing);
 
+// A subcommand's options: getopt_long over argv from its start (opterr off,
+// so messages name the subcommand), handing each option to take(c, optarg,
+// ctx). Returns CLI_OPTIONS_DONE (argv[optind] is the first operand),
+// CLI_OPTIONS_HELP (--help printed `help` on stdout) or CLI_OPTIONS_BAD
+// (unknown option, missing value, or take() said no: a message was
+// printed).
+struct option;
+enum { CLI_OPTIONS_DONE, CLI_OPTIONS_HELP, CLI_OPTIONS_BAD };
+int cli_parse_options(int argc, char **argv, const char *shortopts,
+                      const struct option *longopts, const char *help,
+                      bool (*take)(int c, const char *arg, void *ctx), void *ctx);
+
 // Option values. false (after a usage error message) when `s` is not a
 // decimal integer in [min, max].
 bool cli_parse_int(const char *opt, const char *s, long min, long max, long *out);

@@ -84,8 +84,9 @@ static const struct option compare_long_options[] = {
     { NULL, 0, NULL, 0 },
 };
 
-static bool take_option(int c, const char *arg, struct compare_options *o)
+static bool take_option(int c, const char *arg, void *ctx)
 {
+    struct compare_options *o = ctx;
     switch (c) {
     case 'r': return cli_parse_int("--runs", arg, 1, 100000, &o->runs);
     case 'w': return cli_parse_int("--warmup", arg, 0, 100000, &o->warmup);
@@ -101,20 +102,12 @@ static bool take_option(int c, const char *arg, struct compare_options *o)
 
 static int parse_compare_options(int argc, char **argv, struct compare_options *o)
 {
-    opterr = 0;
-    optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, "+:r:w:n:vqh", compare_long_options, NULL)) != -1) {
-        if (c == 'h') {
-            fputs(compare_help, stdout);
-            return CLI_OK;
-        }
-        if (c == '?' || c == ':') {
-            cli_bad_option(argv, optind, optopt, c == ':');
-            return CLI_USAGE;
-        }
-        if (!take_option(c, optarg, o))
-            return CLI_USAGE;
+    switch (cli_parse_options(argc, argv, "+:r:w:n:vqh", compare_long_options, compare_help,
+                              take_option, o)) {
+    case CLI_OPTIONS_HELP:
+        return CLI_OK;
+    case CLI_OPTIONS_BAD:
+        return CLI_USAGE;
     }
     if (optind >= argc) {
         cli_usage_error("no program given");

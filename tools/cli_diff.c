@@ -255,32 +255,33 @@ static const struct option diff_long_options[] = {
 
 static const char *const diff_formats[] = { "text", "json", NULL };
 
+static bool take_option(int c, const char *arg, void *ctx)
+{
+    struct diff_options *o = ctx;
+    int index;
+    switch (c) {
+    case 'n':
+        return cli_parse_int("--top", arg, 0, INT_MAX, &o->top);
+    case 'f':
+        if (!cli_parse_choice("--format", arg, diff_formats, &index))
+            return false;
+        o->json = index == 1;
+        return true;
+    case OPT_NO_SYMBOLS:
+        o->no_symbols = true;
+        return true;
+    }
+    return false;
+}
+
 static int parse_diff_options(int argc, char **argv, struct diff_options *o)
 {
-    opterr = 0;
-    optind = 1;
-    int c, index;
-    while ((c = getopt_long(argc, argv, ":n:f:h", diff_long_options, NULL)) != -1) {
-        switch (c) {
-        case 'h':
-            fputs(diff_help, stdout);
-            return CLI_OK;
-        case 'n':
-            if (!cli_parse_int("--top", optarg, 0, INT_MAX, &o->top))
-                return CLI_USAGE;
-            break;
-        case 'f':
-            if (!cli_parse_choice("--format", optarg, diff_formats, &index))
-                return CLI_USAGE;
-            o->json = index == 1;
-            break;
-        case OPT_NO_SYMBOLS:
-            o->no_symbols = true;
-            break;
-        default:
-            cli_bad_option(argv, optind, optopt, c == ':');
-            return CLI_USAGE;
-        }
+    switch (cli_parse_options(argc, argv, ":n:f:h", diff_long_options, diff_help, take_option,
+                              o)) {
+    case CLI_OPTIONS_HELP:
+        return CLI_OK;
+    case CLI_OPTIONS_BAD:
+        return CLI_USAGE;
     }
     if (argc - optind != 2) {
         cli_usage_error("expected two profiles, A and B");

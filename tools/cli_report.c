@@ -367,8 +367,9 @@ static const struct option report_long_options[] = {
     { NULL, 0, NULL, 0 },
 };
 
-static bool take_option(int c, const char *arg, struct report_options *o)
+static bool take_option(int c, const char *arg, void *ctx)
 {
+    struct report_options *o = ctx;
     int index;
     switch (c) {
     case 'n':
@@ -393,20 +394,12 @@ static bool take_option(int c, const char *arg, struct report_options *o)
 // -1: go on; else the exit code. Options may follow FILE.
 static int parse_report_options(int argc, char **argv, struct report_options *o)
 {
-    opterr = 0;
-    optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, ":n:s:f:h", report_long_options, NULL)) != -1) {
-        if (c == 'h') {
-            fputs(report_help, stdout);
-            return CLI_OK;
-        }
-        if (c == '?' || c == ':') {
-            cli_bad_option(argv, optind, optopt, c == ':');
-            return CLI_USAGE;
-        }
-        if (!take_option(c, optarg, o))
-            return CLI_USAGE;
+    switch (cli_parse_options(argc, argv, ":n:s:f:h", report_long_options, report_help,
+                              take_option, o)) {
+    case CLI_OPTIONS_HELP:
+        return CLI_OK;
+    case CLI_OPTIONS_BAD:
+        return CLI_USAGE;
     }
     if (argc - optind != 1) {
         cli_usage_error(argc == optind ? "no profile given" : "one profile at a time");

@@ -98,8 +98,9 @@ static bool parse_signal(const char *s, char *out, size_t size)
 
 // Validates one option's value; the value is kept as typed (the library
 // parses it again), only checked here so that a typo fails at once.
-static bool take_option(int c, const char *arg, struct run_options *o)
+static bool take_option(int c, const char *arg, void *ctx)
 {
+    struct run_options *o = ctx;
     long n;
     int index;
     switch (c) {
@@ -134,21 +135,13 @@ static bool take_option(int c, const char *arg, struct run_options *o)
 // -1: go on (PROG at argv[optind]); else the exit code.
 static int parse_run_options(int argc, char **argv, struct run_options *o)
 {
-    opterr = 0;
-    optind = 1;
-    int c;
     // '+': options end at PROG, whose own options are left alone.
-    while ((c = getopt_long(argc, argv, "+:e:o:f:h", run_long_options, NULL)) != -1) {
-        if (c == 'h') {
-            fputs(run_help, stdout);
-            return CLI_OK;
-        }
-        if (c == '?' || c == ':') {
-            cli_bad_option(argv, optind, optopt, c == ':');
-            return CLI_RUN_FAIL;
-        }
-        if (!take_option(c, optarg, o))
-            return CLI_RUN_FAIL;
+    switch (cli_parse_options(argc, argv, "+:e:o:f:h", run_long_options, run_help,
+                              take_option, o)) {
+    case CLI_OPTIONS_HELP:
+        return CLI_OK;
+    case CLI_OPTIONS_BAD:
+        return CLI_RUN_FAIL;
     }
     if (optind >= argc) {
         cli_usage_error("no program given");

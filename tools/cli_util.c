@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -125,4 +126,26 @@ const char *cli_basename(const char *path)
 {
     const char *slash = strrchr(path, '/');
     return slash ? slash + 1 : path;
+}
+
+int cli_parse_options(int argc, char **argv, const char *shortopts,
+                      const struct option *longopts, const char *help,
+                      bool (*take)(int c, const char *arg, void *ctx), void *ctx)
+{
+    opterr = 0;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+        if (c == 'h') {
+            fputs(help, stdout);
+            return CLI_OPTIONS_HELP;
+        }
+        if (c == '?' || c == ':') {
+            cli_bad_option(argv, optind, optopt, c == ':');
+            return CLI_OPTIONS_BAD;
+        }
+        if (!take(c, optarg, ctx))
+            return CLI_OPTIONS_BAD;
+    }
+    return CLI_OPTIONS_DONE;
 }
