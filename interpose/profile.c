@@ -36,27 +36,13 @@ __thread bool plk_in_profiler __attribute__((tls_model("initial-exec")));
 
 /* Settings. */
 
-static bool parse_number(const char *s, long max, long *out)
-{
-    long v = 0;
-    if (!*s)
-        return false;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9' || v > (max - (*s - '0')) / 10)
-            return false;
-        v = v * 10 + (*s - '0');
-    }
-    *out = v;
-    return true;
-}
-
 static void parse_int_setting(const char *name, long min, long max, long *out)
 {
     const char *v = secure_getenv(name);
     if (!v)
         return;
-    long n;
-    if (parse_number(v, max, &n) && n >= min) {
+    int64_t n;
+    if (plk_parse_decimal(v, max, &n) && n >= min) {
         *out = n;
         return;
     }
@@ -99,13 +85,13 @@ static int parse_signal(const char *v)
 {
     if (strncmp(v, "SIG", 3) == 0)
         v += 3;
-    long n;
-    if (parse_number(v, 1000, &n))
+    int64_t n;
+    if (plk_parse_decimal(v, 1000, &n))
         return n >= 1 && n <= SIGRTMAX && n != SIGKILL && n != SIGSTOP ? (int)n : 0;
     if (strncmp(v, "RTMIN", 5) == 0) {
         if (v[5] == 0)
             return SIGRTMIN;
-        if (v[5] == '+' && parse_number(v + 6, 1000, &n) && SIGRTMIN + n <= SIGRTMAX)
+        if (v[5] == '+' && plk_parse_decimal(v + 6, 1000, &n) && SIGRTMIN + n <= SIGRTMAX)
             return SIGRTMIN + (int)n;
         return 0;
     }

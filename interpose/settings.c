@@ -28,8 +28,7 @@ static int parse_engine(void)
     return PLK_ENGINE_PARKINGLOT;
 }
 
-// A decimal integer in [0, max], the whole string; false otherwise.
-static bool parse_decimal(const char *s, int64_t max, int64_t *out)
+bool plk_parse_decimal(const char *s, int64_t max, int64_t *out)
 {
     int64_t v = 0;
     if (!*s)
@@ -50,7 +49,7 @@ static void parse_spin(const char *name, void (*set)(int64_t))
     if (!v)
         return;
     int64_t ns;
-    if (parse_decimal(v, 1000000000, &ns))
+    if (plk_parse_decimal(v, 1000000000, &ns))
         set(ns);
     else
         plk_warn(name, "=", v,

@@ -5,6 +5,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 enum plk_engine {
     PLK_ENGINE_UNSET = 0,
@@ -13,6 +14,9 @@ enum plk_engine {
 };
 
 extern _Atomic int plk_engine_selected __attribute__((visibility("hidden")));
+
+// A decimal integer in [0, max], the whole string; false otherwise.
+bool plk_parse_decimal(const char *s, int64_t max, int64_t *out);
 
 // Reads the environment (once per process; later calls wait for the first)
 // and returns the engine.
