@@ -38,10 +38,16 @@ static inline bool mutex_counts_acquisitions(int kind)
 #define ACQUISITION_FOLD_MASK 0x3fffffffu
 int plk_profile_first_acquisition(pthread_mutex_t *m) __attribute__((visibility("hidden")));
 
-// Counts one acquisition by the new holder of a parking-lot mutex.
+// Counts one acquisition by the new holder; true when the profiler must
+// look (plk_profile_first_acquisition).
+static inline bool bump_acquisitions(pthread_mutex_t *m)
+{
+    return __builtin_expect(((*mutex_acquisitions(m))++ & ACQUISITION_FOLD_MASK) == 0, 0);
+}
+
 static inline void count_acquisition(pthread_mutex_t *m)
 {
-    if (__builtin_expect(((*mutex_acquisitions(m))++ & ACQUISITION_FOLD_MASK) == 0, 0))
+    if (bump_acquisitions(m))
         plk_profile_first_acquisition(m);
 }
 

@@ -189,7 +189,7 @@ int plk_pthread_mutex_lock(pthread_mutex_t *m)
                                                     memory_order_relaxed)) {
             m->__data.__owner = tid;
             m->__data.__nusers++;
-            if (__builtin_expect(((*mutex_acquisitions(m))++ & ACQUISITION_FOLD_MASK) == 0, 0))
+            if (bump_acquisitions(m))
                 return plk_profile_first_acquisition(m);
             return 0;
         }
