@@ -1,6 +1,8 @@
 // Condition variable on the parking lot (see cond.h).
 #include "cond.h"
 
+#include <sched.h>
+
 #include "parking_lot.h"
 
 /*
@@ -50,6 +52,17 @@ static bool release_mutex(void *arg)
     return w->unlock_error == 0;
 }
 
+// The token of a signal posted because the cond's bucket was not available
+// (see plk_unpark_one): the waiter is simply woken, and the cond -- which
+// may be gone by then -- is not touched. A stale c->mutex left behind is
+// cleared by the next signal or broadcast that finds nobody.
+static uintptr_t signalled_token(void *arg, const struct plk_unpark_result *r)
+{
+    (void)arg;
+    (void)r;
+    return PLK_TOKEN_SIGNALLED;
+}
+
 /*
  * Passing a signal on. The cond may already be destroyed and its memory
  * gone: POSIX allows that as soon as no thread is blocked on it, and a
@@ -92,8 +105,11 @@ static void pass_on_signal(struct plk_cond_waiter *w, bool claimed, uintptr_t to
         w->waiter.requeued_by != PLK_REQUEUE_REQUEUE_ONE)
         return;
     struct pass_on p = { .c = w->c, .mine = w->m.word };
-    plk_unpark_requeue(w->c, p.mine ? (const void *)p.mine : (const void *)w->c,
-                       choose_pass_on, after_pass_on, &p);
+    struct plk_unpark_result r =
+        plk_unpark_requeue(w->c, p.mine ? (const void *)p.mine : (const void *)w->c,
+                           choose_pass_on, after_pass_on, &p);
+    if (r.gave_up)
+        plk_parking_lot_post_wake(w->c, false, signalled_token);
 }
 
 static void reacquire_mutex(struct plk_cond_waiter *w)
@@ -142,6 +158,16 @@ enum plk_cond_wait_result plk_cond_wait_with(struct plk_cond_waiter *cw,
     uintptr_t token = PLK_TOKEN_NORMAL;
     enum plk_park_result r = plk_park_waiter(&cw->waiter, c, &cw->ops, deadline,
                                              NULL, &token);
+    if (r == PLK_PARK_BUSY) {
+        // Not queued (the bucket's holder cannot go on yet, and may need
+        // our mutex): release the mutex, let the CPU go, and wake up
+        // spuriously, which POSIX allows.
+        if (!release_mutex(cw))
+            return PLK_COND_UNLOCK_FAILED;
+        sched_yield();
+        reacquire_mutex(cw);
+        return PLK_COND_WOKEN;
+    }
     // From here on `c` is not touched (it may already be destroyed), except
     // to pass on a signal this failed wait was given.
     if (cw->unlock_error) {
@@ -239,8 +265,10 @@ static uintptr_t after_broadcast(void *arg, enum plk_requeue_op op,
 }
 
 // Runs one notification; returns the threads released. Retries when the
-// waiters' mutex changed between the first look and the locked one.
-static size_t notify(struct plk_cond *c,
+// waiters' mutex changed between the first look and the locked one. When a
+// bucket was not available (see plk_unpark_one), posts a plain wake-up of
+// one (or all) waiters instead, and reports none.
+static size_t notify(struct plk_cond *c, bool all,
                      enum plk_requeue_op (*choose)(void *),
                      uintptr_t (*after)(void *, enum plk_requeue_op,
                                         const struct plk_unpark_result *))
@@ -252,34 +280,21 @@ static size_t notify(struct plk_cond *c,
         struct notify_ctx n = { .c = c, .mutex = s };
         const void *to = s == MIXED ? (const void *)c : (const void *)s;
         struct plk_unpark_result r = plk_unpark_requeue(c, to, choose, after, &n);
+        if (r.gave_up) {
+            plk_parking_lot_post_wake(c, all, all ? NULL : signalled_token);
+            return 0;
+        }
         if (!n.changed)
             return r.unparked + r.requeued;
     }
 }
 
-static void deferred_signal(void *c)
-{
-    notify(c, choose_signal, after_signal);
-}
-
-static void deferred_broadcast(void *c)
-{
-    notify(c, choose_broadcast, after_broadcast);
-}
-
-// From a signal handler nested in a parking-lot critical section (see
-// plk_parking_lot_defer), the notification runs when that section ends, and
-// reports no waiter.
 bool plk_cond_signal(struct plk_cond *c)
 {
-    if (__builtin_expect(plk_parking_lot_defer(deferred_signal, c), 0))
-        return false;
-    return notify(c, choose_signal, after_signal) != 0;
+    return notify(c, false, choose_signal, after_signal) != 0;
 }
 
 size_t plk_cond_broadcast(struct plk_cond *c)
 {
-    if (__builtin_expect(plk_parking_lot_defer(deferred_broadcast, c), 0))
-        return 0;
-    return notify(c, choose_broadcast, after_broadcast);
+    return notify(c, true, choose_broadcast, after_broadcast);
 }

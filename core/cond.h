@@ -85,11 +85,13 @@ enum plk_cond_wait_result plk_cond_wait_with(struct plk_cond_waiter *cw,
 // consumed signal on to another waiter) and reacquires the mutex.
 void plk_cond_wait_abandon(struct plk_cond_waiter *cw);
 
-// Wakes (or requeues onto the mutex) one waiter. Returns whether there was one.
+// Wakes (or requeues onto the mutex) one waiter. Returns whether there was one
+// (false, too, when the wake-up had to be posted: see plk_parking_lot_post_wake).
 bool plk_cond_signal(struct plk_cond *c);
 
 // Releases every waiter: one is woken, the rest requeued onto the mutex.
-// Returns the number of waiters released (woken plus requeued).
+// Returns the number of waiters released (woken plus requeued; 0 when the
+// wake-up had to be posted).
 size_t plk_cond_broadcast(struct plk_cond *c);
 
 // How long a waiter watches for its wake-up before sleeping in the kernel,

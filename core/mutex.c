@@ -69,14 +69,21 @@ static void clear_parked_if_last(void *arg, const void *key, bool was_last)
 }
 
 // A signal handler that interrupted its thread inside a parking-lot critical
-// section may not park (see plk_parking_lot_busy_here): it polls.
+// section does not park (see plk_parking_lot_busy_here): it polls, and says
+// so, since the section it interrupted cannot end meanwhile.
 static bool lock_polling(struct plk_mutex *m, const struct plk_deadline *deadline)
 {
+    if (plk_mutex_trylock(m))
+        return true;
+    plk_parking_lot_nested_wait_begin();
+    bool locked = false;
     for (unsigned round = 0;; round++) {
-        if (plk_mutex_trylock(m))
-            return true;
+        if (plk_mutex_trylock(m)) {
+            locked = true;
+            break;
+        }
         if (deadline && plk_deadline_passed(deadline))
-            return false;
+            break;
         if (round < 64) {
             sched_yield();
         } else {
@@ -84,6 +91,8 @@ static bool lock_polling(struct plk_mutex *m, const struct plk_deadline *deadlin
             nanosleep(&pause, NULL);
         }
     }
+    plk_parking_lot_nested_wait_end();
+    return locked;
 }
 
 bool plk_mutex_lock_slow(struct plk_mutex *m, const struct plk_deadline *deadline,
@@ -129,7 +138,7 @@ bool plk_mutex_lock_slow(struct plk_mutex *m, const struct plk_deadline *deadlin
         };
         uintptr_t token;
         enum plk_park_result r = plk_park_ex(m, &ops, deadline, observer, &token);
-        if (observer && r != PLK_PARK_AGAIN)
+        if (observer && r != PLK_PARK_AGAIN && r != PLK_PARK_BUSY)
             observer->parked = true;
         switch (r) {
         case PLK_PARK_OK:
@@ -138,6 +147,13 @@ bool plk_mutex_lock_slow(struct plk_mutex *m, const struct plk_deadline *deadlin
             break;
         case PLK_PARK_AGAIN:
         case PLK_PARK_REFUSED: // no before_sleep here
+            break;
+        case PLK_PARK_BUSY:
+            // Poll until the bucket is usable again (PARKED stays set: the
+            // next unlock that finds nobody clears it).
+            if (deadline && plk_deadline_passed(deadline))
+                return false;
+            sched_yield();
             break;
         case PLK_PARK_TIMEOUT:
             return false;
@@ -170,39 +186,34 @@ static uintptr_t release_or_hand_off(void *arg, const struct plk_unpark_result *
     return PLK_TOKEN_NORMAL;
 }
 
-// The wake-up of an unlock made by a signal handler nested in a parking-lot
-// critical section, run when that section ends. The mutex is touched only if
-// a waiter was found (then it is alive: a thread waits for it).
-static uintptr_t wake_after_nested_unlock(void *arg, const struct plk_unpark_result *r)
+// The wake-up of an unlock that could not take the bucket lock (see
+// plk_unpark_one), run by whoever releases that lock. It runs only if a
+// waiter was found: then the mutex is alive (a thread waits for it).
+static uintptr_t wake_posted(void *arg, const struct plk_unpark_result *r)
 {
     struct plk_mutex *m = arg;
-    if (r->unparked && !r->has_more_waiters)
+    if (!r->has_more_waiters)
         atomic_fetch_and_explicit(&m->word, ~PLK_MUTEX_PARKED, memory_order_relaxed);
     return PLK_TOKEN_NORMAL;
 }
 
-static void deferred_wake(void *arg)
-{
-    plk_unpark_one(arg, wake_after_nested_unlock, arg);
-}
-
 int64_t plk_mutex_unlock_slow(struct plk_mutex *m, bool force_fair)
 {
-    if (__builtin_expect(plk_parking_lot_busy_here(), 0)) {
-        // Release now, keeping PARKED so that the next owner's unlock wakes
-        // a waiter too; wake one when the interrupted section ends.
-        uint32_t w = atomic_load_explicit(&m->word, memory_order_relaxed);
-        while (!atomic_compare_exchange_weak_explicit(&m->word, &w, w & PLK_MUTEX_PARKED,
-                                                      memory_order_release,
-                                                      memory_order_relaxed))
-            ;
-        if (w & PLK_MUTEX_PARKED)
-            plk_parking_lot_defer(deferred_wake, m);
-        return 0;
-    }
     struct unlock_ctx u = { m, force_fair, 0 };
-    plk_unpark_one(m, release_or_hand_off, &u);
-    return u.woken_since_ns;
+    if (__builtin_expect(plk_unpark_one(m, release_or_hand_off, &u) !=
+                             PLK_UNPARK_GAVE_UP, 1))
+        return u.woken_since_ns;
+    // Release now, keeping PARKED so that the next owner's unlock wakes a
+    // waiter too, and post the wake-up. In this order: a waiter woken while
+    // the word is still LOCKED would park again, and nobody would wake it.
+    uint32_t w = atomic_load_explicit(&m->word, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&m->word, &w, w & PLK_MUTEX_PARKED,
+                                                  memory_order_release,
+                                                  memory_order_relaxed))
+        ;
+    if (w & PLK_MUTEX_PARKED)
+        plk_parking_lot_post_wake(m, false, wake_posted);
+    return 0;
 }
 
 bool plk_mutex_mark_parked_if_locked(struct plk_mutex *m)

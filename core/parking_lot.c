@@ -72,26 +72,89 @@ static _Atomic uint32_t sentinel_unsupported = SENTINEL_ALIVE;
 static void reset_table(void);
 
 /*
- * Bucket locks are not reentrant, and a signal handler may lock or unlock a
- * mutex (not async-signal-safe in POSIX, but glibc's futex locks tolerate it
- * as long as the handler needs no lock its thread holds, and programs rely
- * on that). If the handler's mutex shares a bucket with a critical section
- * its interrupted thread is in, taking that bucket lock would wait forever.
- * So each thread counts the bucket locks it holds; code that finds the count
- * non-zero on entry (it runs in a handler nested in such a section) must not
- * take a bucket lock: it polls instead of parking, and defers wake-ups to
- * the moment the interrupted section releases its last bucket lock.
+ * Signal handlers. A handler may lock and unlock mutexes and signal conds
+ * (not async-signal-safe in POSIX, but glibc's futex locks tolerate it as
+ * long as the handler needs no lock its thread holds, and programs rely on
+ * that). Bucket locks are invisible to the program, so two rules keep them
+ * from closing a cycle that glibc would not have:
+ *
+ * 1. A thread never waits for a bucket lock it holds itself. Each thread
+ *    counts the bucket locks it holds; code that finds the count non-zero on
+ *    entry runs in a handler nested in such a section, and only ever tries
+ *    bucket locks (try_hold). If that fails, park returns BUSY and unparks
+ *    give up, as in rule 2.
+ * 2. While such a nested handler waits (polls for a mutex, or sleeps), its
+ *    interrupted section cannot end. It announces itself in nested_waiters,
+ *    and then no other thread waits indefinitely for a bucket lock: after the
+ *    short spin (and at least every millisecond while asleep) it gives up,
+ *    because it may hold a mutex the handler waits for. A park then returns
+ *    BUSY (the caller retries, or releases its mutex and wakes spuriously);
+ *    a mutex unlock releases the word first and posts its wake-up as a note;
+ *    cond signals and broadcasts post theirs. Notes are run by whichever
+ *    thread releases a bucket lock next (see run_notes).
+ *
+ * Only a thread leaving a queue it is in (timeout, cancellation) still
+ * waits for its bucket indefinitely: it cannot return without.
  */
 static __thread unsigned held_buckets;
+static _Atomic unsigned nested_waiters;
 
-#define MAX_DEFERRED 16
-static __thread struct deferred {
-    void (*fn)(void *arg);
-    void *arg;
-} deferred[MAX_DEFERRED];
-static __thread unsigned n_deferred;
+static bool a_holder_may_be_stuck(void)
+{
+    return atomic_load_explicit(&nested_waiters, memory_order_relaxed) != 0;
+}
 
-static void run_deferred(void);
+bool plk_parking_lot_busy_here(void)
+{
+    return held_buckets != 0;
+}
+
+void plk_parking_lot_nested_wait_begin(void)
+{
+    atomic_fetch_add_explicit(&nested_waiters, 1, memory_order_relaxed);
+}
+
+void plk_parking_lot_nested_wait_end(void)
+{
+    atomic_fetch_sub_explicit(&nested_waiters, 1, memory_order_relaxed);
+}
+
+/*
+ * Notes: wake-ups whose bucket lock was not available. A slot's state word
+ * holds a phase, FREE -> FILLING -> READY -> RUNNING -> FREE (or back to
+ * READY when its bucket is still held), the number of threads to wake, and
+ * a generation that changes at each filling. A wake-up for an address that
+ * already has a READY note just adds to its count: so the slots needed are
+ * bounded by the addresses whose buckets are stuck, not by the number of
+ * wake-ups. pending_notes counts the slots not FREE.
+ *
+ * No note is forgotten: a note is made READY (seq_cst) before its bucket
+ * lock is tried, and every release of a bucket lock (an exchange, seq_cst)
+ * is followed by a load of pending_notes. So when the try fails, the holder
+ * it failed on -- or a later one -- sees the note when it releases.
+ */
+#define NOTE_SLOTS 64
+enum { NOTE_FREE, NOTE_FILLING, NOTE_READY, NOTE_RUNNING };
+#define NOTE_PHASE(s) ((uint32_t)(s)&3u)
+#define NOTE_COUNT(s) ((uint32_t)(s) >> 2)
+#define NOTE_MAX_COUNT (UINT32_MAX >> 2)
+#define NOTE_STATE(gen, count, phase) \
+    (((uint64_t)(gen) << 32) | ((uint64_t)(count) << 2) | (phase))
+#define NOTE_GEN(s) ((uint32_t)((s) >> 32))
+
+static struct note {
+    _Atomic uint64_t state;
+    // Written while FILLING, read by mergers that check the state around.
+    _Atomic uintptr_t address;
+    _Atomic(plk_unpark_fn) fn;
+    _Atomic bool all;
+} notes[NOTE_SLOTS];
+static _Atomic uint32_t pending_notes;
+
+static __thread bool running_notes;      // run_notes is on this thread's stack
+static __thread volatile bool run_again; // ... and must make another pass
+
+static void run_notes(void);
 
 static inline void hold(struct plk_rawlock *l)
 {
@@ -102,48 +165,42 @@ static inline void hold(struct plk_rawlock *l)
     plk_rawlock_lock(l);
 }
 
+static inline void unhold(void)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+    held_buckets--;
+}
+
+static inline bool try_hold(struct plk_rawlock *l)
+{
+    held_buckets++;
+    atomic_signal_fence(memory_order_seq_cst);
+    if (plk_rawlock_trylock(l))
+        return true;
+    unhold();
+    return false;
+}
+
+// Takes a bucket lock unless that could wait for ever (rules 1 and 2).
+static inline bool hold_unless_stuck(struct plk_rawlock *l)
+{
+    if (held_buckets != 0)
+        return try_hold(l);
+    held_buckets++;
+    atomic_signal_fence(memory_order_seq_cst);
+    if (plk_rawlock_lock_unless(l, a_holder_may_be_stuck))
+        return true;
+    unhold();
+    return false;
+}
+
 static inline void release(struct plk_rawlock *l)
 {
     plk_rawlock_unlock(l);
     atomic_signal_fence(memory_order_seq_cst);
-    if (--held_buckets == 0 && __builtin_expect(n_deferred != 0, 0))
-        run_deferred();
-}
-
-bool plk_parking_lot_busy_here(void)
-{
-    return held_buckets != 0;
-}
-
-bool plk_parking_lot_defer(void (*fn)(void *arg), void *arg)
-{
-    if (held_buckets == 0)
-        return false;
-    unsigned n = n_deferred;
-    if (n == MAX_DEFERRED)
-        plk_fatal("parking lot: more than 16 wake-ups deferred by nested signal handlers",
-                  NULL);
-    deferred[n] = (struct deferred){ fn, arg };
-    atomic_signal_fence(memory_order_seq_cst);
-    n_deferred = n + 1;
-    return true;
-}
-
-// Runs the wake-ups deferred by handlers, oldest first; a handler nested in
-// one of them (it takes bucket locks) may defer more: they run here too.
-static __thread bool running_deferred;
-
-static void run_deferred(void)
-{
-    if (running_deferred)
-        return; // a deferred call's own last release: the loop goes on
-    running_deferred = true;
-    for (unsigned i = 0; i < n_deferred; i++) {
-        struct deferred d = deferred[i];
-        d.fn(d.arg);
-    }
-    n_deferred = 0;
-    running_deferred = false;
+    if (--held_buckets == 0 &&
+        __builtin_expect(atomic_load(&pending_notes) != 0, 0))
+        run_notes();
 }
 
 static size_t table_size(const struct table *t)
@@ -209,16 +266,38 @@ static bool is_current(const struct table *t)
     return atomic_load_explicit(&current_table, memory_order_relaxed) == t;
 }
 
-static struct bucket *lock_bucket(uintptr_t address)
+// Locks the bucket of `address` in the current table with `take` (hold,
+// hold_unless_stuck or try_hold); NULL if `take` failed.
+static inline struct bucket *lock_bucket_with(uintptr_t address,
+                                              bool (*take)(struct plk_rawlock *))
 {
     for (;;) {
         struct table *t = load_table();
         struct bucket *b = &t->buckets[hash(address, t->log2)];
-        hold(&b->lock);
+        if (!take(&b->lock))
+            return NULL;
         if (is_current(t))
             return b;
         release(&b->lock);
     }
+}
+
+static bool hold_for_ever(struct plk_rawlock *l)
+{
+    hold(l);
+    return true;
+}
+
+// Waits as long as it takes: only for a thread leaving a queue it is in.
+static struct bucket *lock_bucket(uintptr_t address)
+{
+    return lock_bucket_with(address, hold_for_ever);
+}
+
+// NULL when the lock may be held by a thread that cannot go on (see above).
+static struct bucket *lock_bucket_unless_stuck(uintptr_t address)
+{
+    return lock_bucket_with(address, hold_unless_stuck);
 }
 
 // Locks the bucket of a waiter whose address a requeue may change meanwhile.
@@ -233,8 +312,10 @@ static struct bucket *lock_waiter_bucket(struct plk_waiter *w)
     }
 }
 
-// Locks the buckets of two addresses in table order (once if they share one).
-static void lock_bucket_pair(uintptr_t a, uintptr_t b, struct bucket **ba,
+// Locks the buckets of two addresses in table order (once if they share
+// one); false, holding neither, when one of them may be held by a thread
+// that cannot go on.
+static bool lock_bucket_pair(uintptr_t a, uintptr_t b, struct bucket **ba,
                              struct bucket **bb)
 {
     for (;;) {
@@ -242,13 +323,16 @@ static void lock_bucket_pair(uintptr_t a, uintptr_t b, struct bucket **ba,
         size_t ia = hash(a, t->log2), ib = hash(b, t->log2);
         struct bucket *first = &t->buckets[ia < ib ? ia : ib];
         struct bucket *second = &t->buckets[ia < ib ? ib : ia];
-        hold(&first->lock);
-        if (second != first)
-            hold(&second->lock);
+        if (!hold_unless_stuck(&first->lock))
+            return false;
+        if (second != first && !hold_unless_stuck(&second->lock)) {
+            release(&first->lock);
+            return false;
+        }
         if (is_current(t)) {
             *ba = &t->buckets[ia];
             *bb = &t->buckets[ib];
-            return;
+            return true;
         }
         if (second != first)
             release(&second->lock);
@@ -263,16 +347,27 @@ static void unlock_bucket_pair(struct bucket *ba, struct bucket *bb)
     release(&ba->lock);
 }
 
-static void lock_all(struct table *t)
+static void unlock_first(struct table *t, size_t n)
 {
-    for (size_t i = 0; i < table_size(t); i++)
-        hold(&t->buckets[i].lock);
+    for (size_t i = 0; i < n; i++)
+        release(&t->buckets[i].lock);
+}
+
+// Locks every bucket of `t`, or none (see lock_bucket_pair).
+static bool lock_all(struct table *t)
+{
+    for (size_t i = 0; i < table_size(t); i++) {
+        if (!hold_unless_stuck(&t->buckets[i].lock)) {
+            unlock_first(t, i);
+            return false;
+        }
+    }
+    return true;
 }
 
 static void unlock_all(struct table *t)
 {
-    for (size_t i = 0; i < table_size(t); i++)
-        release(&t->buckets[i].lock);
+    unlock_first(t, table_size(t));
 }
 
 /* Queue operations: callers hold the bucket lock. */
@@ -398,7 +493,10 @@ static void grow_for(size_t threads)
         struct table *bigger = map_table(log2_at_least(needed * GROWTH_FACTOR));
         if (!bigger)
             return; // Out of memory: longer queues, still correct.
-        lock_all(t);
+        if (!lock_all(t)) {
+            unmap_table(bigger);
+            return; // a bucket may stay locked for long: grow another time
+        }
         if (!is_current(t)) {
             unlock_all(t);
             unmap_table(bigger);
@@ -493,7 +591,11 @@ enum plk_park_result plk_park_waiter(struct plk_waiter *w, const void *address,
     };
 
     enter_lot();
-    struct bucket *b = lock_bucket((uintptr_t)address);
+    struct bucket *b = lock_bucket_unless_stuck((uintptr_t)address);
+    if (!b) {
+        leave_lot();
+        return PLK_PARK_BUSY;
+    }
     if (ops->validate && !ops->validate(ops->ctx)) {
         release(&b->lock);
         leave_lot();
@@ -501,6 +603,11 @@ enum plk_park_result plk_park_waiter(struct plk_waiter *w, const void *address,
     }
     plk_parker_arm(&w->parker);
     enqueue(b, w);
+    // A handler nested in its thread's bucket section: that section cannot
+    // end before we are woken (rule 2).
+    bool nested = held_buckets > 1;
+    if (nested)
+        plk_parking_lot_nested_wait_begin();
     release(&b->lock);
 
     enum plk_park_result result = PLK_PARK_OK;
@@ -515,6 +622,8 @@ enum plk_park_result plk_park_waiter(struct plk_waiter *w, const void *address,
     }
     if (result == PLK_PARK_OK && token)
         *token = w->token;
+    if (nested)
+        plk_parking_lot_nested_wait_end();
     leave_lot();
     return result;
 }
@@ -574,7 +683,9 @@ enum plk_park_result plk_park(const void *address, const void *expected,
 size_t plk_unpark_one(const void *address, plk_unpark_fn fn, void *arg)
 {
     uintptr_t key = (uintptr_t)address;
-    struct bucket *b = lock_bucket(key);
+    struct bucket *b = lock_bucket_unless_stuck(key);
+    if (!b)
+        return PLK_UNPARK_GAVE_UP;
     struct plk_waiter *w = find_from(b->head, key);
     struct plk_unpark_result r = { 0 };
     if (w) {
@@ -606,25 +717,180 @@ static void wake_list(struct plk_waiter *w)
     }
 }
 
-size_t plk_unpark_all(const void *address)
+// Dequeues and claims the first `limit` waiters on `key`, the caller holding
+// its bucket lock `b`; returns them linked through `next`. `fn` (may be
+// NULL) gives their token, and runs only if there is one.
+static struct plk_waiter *take_waiters(struct bucket *b, uintptr_t key, size_t limit,
+                                       plk_unpark_fn fn, void *arg, size_t *n)
 {
-    uintptr_t key = (uintptr_t)address;
-    struct bucket *b = lock_bucket(key);
     struct plk_waiter *woken = NULL, **tail = &woken;
-    size_t n = 0;
+    struct plk_unpark_result r = { 0 };
     for (struct plk_waiter *w = find_from(b->head, key), *next; w;
          w = find_from(next, key)) {
         next = w->next;
+        if (r.unparked == limit) {
+            r.has_more_waiters = true;
+            break;
+        }
+        if (!woken)
+            r.park_arg = w->park_arg;
         dequeue(b, w);
-        claim(w, PLK_TOKEN_NORMAL);
         w->next = NULL;
         *tail = w;
         tail = &w->next;
-        n++;
+        r.unparked++;
     }
+    uintptr_t token = woken && fn ? fn(arg, &r) : PLK_TOKEN_NORMAL;
+    for (struct plk_waiter *w = woken; w; w = w->next)
+        claim(w, token);
+    *n = r.unparked;
+    return woken;
+}
+
+size_t plk_unpark_all(const void *address)
+{
+    uintptr_t key = (uintptr_t)address;
+    struct bucket *b = lock_bucket_unless_stuck(key);
+    if (!b) {
+        plk_parking_lot_post_wake(address, true, NULL);
+        return 0;
+    }
+    size_t n;
+    struct plk_waiter *woken = take_waiters(b, key, SIZE_MAX, NULL, NULL, &n);
     release(&b->lock);
     wake_list(woken);
     return n;
+}
+
+/* Notes (see the top of the file). */
+
+// Runs note `n` (RUNNING, owned by the caller, waking `count` threads or
+// all) if its bucket lock is free.
+static bool try_note(struct note *n, uint32_t count)
+{
+    uintptr_t address = atomic_load_explicit(&n->address, memory_order_relaxed);
+    struct bucket *b = lock_bucket_with(address, try_hold);
+    if (!b)
+        return false;
+    size_t woken_count;
+    struct plk_waiter *woken = take_waiters(
+        b, address, atomic_load_explicit(&n->all, memory_order_relaxed) ? SIZE_MAX : count,
+        atomic_load_explicit(&n->fn, memory_order_relaxed), (void *)address,
+        &woken_count);
+    release(&b->lock);
+    wake_list(woken);
+    return true;
+}
+
+static bool bucket_is_locked(uintptr_t address)
+{
+    struct table *t = load_table();
+    return atomic_load(&t->buckets[hash(address, t->log2)].lock.word) !=
+           PLK_RAWLOCK_UNLOCKED;
+}
+
+// Runs what it can of the READY notes, once each; a note whose bucket is
+// locked is left READY for that lock's holder.
+static void run_notes_once(void)
+{
+    for (size_t i = 0; i < NOTE_SLOTS; i++) {
+        struct note *n = &notes[i];
+        uint64_t s = atomic_load(&n->state);
+        for (;;) {
+            if (NOTE_PHASE(s) != NOTE_READY ||
+                !atomic_compare_exchange_strong(
+                    &n->state, &s, NOTE_STATE(NOTE_GEN(s), 0, NOTE_RUNNING)))
+                break;
+            if (try_note(n, NOTE_COUNT(s))) {
+                atomic_store(&n->state, NOTE_STATE(NOTE_GEN(s), 0, NOTE_FREE));
+                atomic_fetch_sub(&pending_notes, 1);
+                break;
+            }
+            // The holder we failed on may have released the lock and looked
+            // at the note while it was RUNNING: publish it again, then make
+            // sure a holder is still there to see it (or try once more).
+            atomic_store(&n->state, s);
+            if (bucket_is_locked(atomic_load_explicit(&n->address, memory_order_relaxed)))
+                break;
+        }
+    }
+}
+
+// Called after a release of this thread's last bucket lock finds notes, and
+// after posting one. A signal handler that posts while the thread it
+// interrupted is in here asks for another pass instead of recursing.
+static void run_notes(void)
+{
+    if (running_notes) {
+        run_again = true;
+        return;
+    }
+    running_notes = true;
+    for (;;) {
+        run_again = false;
+        run_notes_once(); // its own releases set run_again: pass again
+        if (run_again)
+            continue;
+        running_notes = false;
+        atomic_signal_fence(memory_order_seq_cst);
+        if (!run_again)
+            return;
+        running_notes = true;
+    }
+}
+
+// Adds one more wake-up to a READY note for the same thing, if there is one.
+static bool merge_note(uintptr_t address, bool all, plk_unpark_fn fn)
+{
+    for (size_t i = 0; i < NOTE_SLOTS; i++) {
+        struct note *n = &notes[i];
+        uint64_t s = atomic_load(&n->state);
+        if (NOTE_PHASE(s) != NOTE_READY ||
+            atomic_load_explicit(&n->address, memory_order_relaxed) != address ||
+            atomic_load_explicit(&n->all, memory_order_relaxed) != all ||
+            atomic_load_explicit(&n->fn, memory_order_relaxed) != fn)
+            continue;
+        uint32_t count = NOTE_COUNT(s);
+        uint64_t more = NOTE_STATE(NOTE_GEN(s), count < NOTE_MAX_COUNT ? count + 1 : count,
+                                   NOTE_READY);
+        // The generation makes sure the fields read belong to this filling.
+        if (atomic_compare_exchange_strong(&n->state, &s, more))
+            return true;
+    }
+    return false;
+}
+
+static bool add_note(uintptr_t address, bool all, plk_unpark_fn fn)
+{
+    for (size_t i = 0; i < NOTE_SLOTS; i++) {
+        struct note *n = &notes[i];
+        uint64_t s = atomic_load(&n->state);
+        if (NOTE_PHASE(s) != NOTE_FREE)
+            continue;
+        uint32_t gen = NOTE_GEN(s) + 1;
+        if (!atomic_compare_exchange_strong(&n->state, &s,
+                                            NOTE_STATE(gen, 0, NOTE_FILLING)))
+            continue;
+        atomic_store_explicit(&n->address, address, memory_order_relaxed);
+        atomic_store_explicit(&n->all, all, memory_order_relaxed);
+        atomic_store_explicit(&n->fn, fn, memory_order_relaxed);
+        atomic_fetch_add(&pending_notes, 1);
+        atomic_store(&n->state, NOTE_STATE(gen, 1, NOTE_READY));
+        return true;
+    }
+    return false;
+}
+
+void plk_parking_lot_post_wake(const void *address, bool all, plk_unpark_fn fn)
+{
+    // Every slot taken means as many addresses stuck at once: help run the
+    // notes, and let the holders of their buckets run.
+    while (!merge_note((uintptr_t)address, all, fn) &&
+           !add_note((uintptr_t)address, all, fn)) {
+        run_notes();
+        sched_yield();
+    }
+    run_notes();
 }
 
 struct plk_unpark_result
@@ -636,8 +902,11 @@ plk_unpark_requeue(const void *from, const void *to,
 {
     uintptr_t key_from = (uintptr_t)from, key_to = (uintptr_t)to;
     struct bucket *bf, *bt;
-    lock_bucket_pair(key_from, key_to, &bf, &bt);
     struct plk_unpark_result r = { 0 };
+    if (!lock_bucket_pair(key_from, key_to, &bf, &bt)) {
+        r.gave_up = true;
+        return r;
+    }
     if (!find_from(bf->head, key_from)) {
         // Nobody to move: validate (which may trust state that only a
         // parked thread vouches for) is skipped; the callback still runs.
@@ -711,6 +980,13 @@ static void reset_table(void)
         plk_rawlock_reset(&b->lock);
         b->head = b->tail = NULL;
     }
+    // The parent's notes and nested waiters were about threads that the
+    // child does not have (their waiters are gone with the queues).
+    for (size_t i = 0; i < NOTE_SLOTS; i++)
+        atomic_store_explicit(&notes[i].state, NOTE_STATE(0, 0, NOTE_FREE),
+                              memory_order_relaxed);
+    atomic_store_explicit(&pending_notes, 0, memory_order_relaxed);
+    atomic_store_explicit(&nested_waiters, 0, memory_order_relaxed);
     atomic_store_explicit(&parked_threads, 0, memory_order_relaxed);
 }
 
@@ -724,8 +1000,7 @@ void plk_parking_lot_fork_child(void)
 {
     _Atomic uint32_t *s = atomic_load_explicit(&fork_sentinel, memory_order_acquire);
     held_buckets = 0; // the child's thread holds none of the parent's locks
-    n_deferred = 0;
-    running_deferred = false;
+    running_notes = false;
     reset_table();
     if (s)
         atomic_store_explicit(s, SENTINEL_ALIVE, memory_order_release);

@@ -35,6 +35,10 @@ enum plk_park_result {
     PLK_PARK_AGAIN,   // the value differed / validate said no: never slept
     PLK_PARK_TIMEOUT, // the deadline passed before anyone unparked us
     PLK_PARK_REFUSED, // before_sleep said no: left the queue, never slept
+    PLK_PARK_BUSY,    // the bucket was locked by a thread that cannot go on
+                      // yet (see "Signal handlers" below): nothing was done
+                      // and validate was not called; treat as a spurious
+                      // wake-up, but let the CPU go before trying again
 };
 
 // Unpark tokens: a value the unparker hands to the thread it wakes.
@@ -48,6 +52,8 @@ struct plk_unpark_result {
     size_t requeued;       // threads moved to another address (requeue only)
     bool has_more_waiters; // exact: threads still parked on the address
     bool be_fair;          // the bucket's fairness timer expired: hand off
+    bool gave_up;          // plk_unpark_requeue only: did nothing, as
+                           // PLK_UNPARK_GAVE_UP (callbacks not run)
 };
 
 typedef uintptr_t (*plk_unpark_fn)(void *arg, const struct plk_unpark_result *r);
@@ -108,7 +114,7 @@ struct plk_waiter {
 
 // Parks the calling thread on `address` if *address == *expected, comparing
 // `size` bytes (1, 2, 4 or 8; address naturally aligned). timeout_ns < 0
-// waits forever. Returns OK, AGAIN or TIMEOUT.
+// waits forever. Returns OK, AGAIN, TIMEOUT or (rarely) BUSY.
 //
 // Example (a one-shot event):
 //     while (atomic_load(&ev->set) == 0) {
@@ -142,11 +148,16 @@ bool plk_park_abandon(struct plk_waiter *w, const struct plk_park_ops *ops,
 
 // Wakes the first thread parked on `address`, if any. `fn` (may be NULL) runs
 // under the bucket lock whether or not a thread was found; its return value
-// is the woken thread's token. Returns the number woken (0 or 1).
+// is the woken thread's token. Returns the number woken (0 or 1) -- or, when
+// the bucket was locked by a thread that cannot go on yet (see "Signal
+// handlers" below), PLK_UNPARK_GAVE_UP: nothing was done, `fn` did not run,
+// and the caller must make its state consistent without the bucket lock and
+// post the wake-up (plk_parking_lot_post_wake).
 size_t plk_unpark_one(const void *address, plk_unpark_fn fn, void *arg);
+#define PLK_UNPARK_GAVE_UP ((size_t)-1)
 
 // Wakes every thread parked on `address` with PLK_TOKEN_NORMAL. Returns the
-// number woken.
+// number woken (0 when it had to post the wake-up instead).
 size_t plk_unpark_all(const void *address);
 
 enum plk_requeue_op {
@@ -165,7 +176,9 @@ enum plk_requeue_op {
 // (`has_more_waiters` is about `from`) and returns the token of the woken
 // thread. When no thread is parked on `from`, `validate` is not called and
 // `callback` runs with PLK_REQUEUE_ABORT and an empty result; when
-// `validate` returns ABORT, `callback` does not run. Returns the outcome.
+// `validate` returns ABORT, `callback` does not run. Returns the outcome;
+// `gave_up` set means nothing was done and nothing ran, as for
+// PLK_UNPARK_GAVE_UP.
 struct plk_unpark_result
 plk_unpark_requeue(const void *from, const void *to,
                    enum plk_requeue_op (*validate)(void *arg),
@@ -173,15 +186,28 @@ plk_unpark_requeue(const void *from, const void *to,
                                          const struct plk_unpark_result *r),
                    void *arg);
 
-// Signal handlers. A handler that interrupted its thread inside one of the
-// parking lot's critical sections must not enter another (bucket locks are
-// not reentrant). plk_parking_lot_busy_here tells whether the calling
-// thread is inside one (so: whether this is such a handler);
-// plk_parking_lot_defer, in that case, queues fn(arg) to run when the
-// interrupted section ends (at most 16 at a time) and returns true; it
-// returns false, doing nothing, outside such a section.
+// Signal handlers. A handler may interrupt its thread inside one of the
+// parking lot's critical sections (bucket locks are not reentrant): then it
+// only ever tries bucket locks. And while such a handler waits, no other
+// thread waits indefinitely for a bucket lock: park returns BUSY, unparks
+// give up (docs/design.md, "Signal handlers").
+//
+// plk_parking_lot_busy_here tells whether the calling thread is inside a
+// bucket critical section (so: whether this is such a handler). A handler
+// that finds it true and is about to wait for something (e.g. poll for a
+// mutex) brackets the wait with nested_wait_begin/end.
 bool plk_parking_lot_busy_here(void);
-bool plk_parking_lot_defer(void (*fn)(void *arg), void *arg);
+void plk_parking_lot_nested_wait_begin(void);
+void plk_parking_lot_nested_wait_end(void);
+
+// Queues a wake-up of the first thread (or every thread, with `all`) parked
+// on `address`, to run under its bucket lock as soon as that is free: now,
+// or when its holder releases it. `fn` (may be NULL) runs there only if a
+// thread was found, with `address` as its argument, and returns the woken
+// threads' token. Nothing else of the caller's is kept: the memory at
+// `address` may be gone by then (`fn` may touch it when a thread was found,
+// since a thread still waits on it).
+void plk_parking_lot_post_wake(const void *address, bool all, plk_unpark_fn fn);
 
 // Fork support. A forked child must forget every parked thread (they do not
 // exist there) and every bucket lock they held. The table detects a fork by

@@ -7,6 +7,7 @@
 #define PLK_RAWLOCK_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct plk_rawlock {
@@ -22,7 +23,12 @@ enum {
 };
 
 void plk_rawlock_lock_slow(struct plk_rawlock *l);
+bool plk_rawlock_lock_slow_unless(struct plk_rawlock *l, bool (*give_up)(void));
 void plk_rawlock_unlock_slow(struct plk_rawlock *l);
+
+// While a waiter sleeps in plk_rawlock_lock_unless, it asks give_up again
+// this often.
+#define PLK_RAWLOCK_RECHECK_NS 1000000
 
 static inline void plk_rawlock_lock(struct plk_rawlock *l)
 {
@@ -32,6 +38,27 @@ static inline void plk_rawlock_lock(struct plk_rawlock *l)
                                                  memory_order_acquire,
                                                  memory_order_relaxed))
         plk_rawlock_lock_slow(l);
+}
+
+// Takes the lock if it is free; never waits.
+static inline bool plk_rawlock_trylock(struct plk_rawlock *l)
+{
+    uint32_t expected = PLK_RAWLOCK_UNLOCKED;
+    return atomic_compare_exchange_strong_explicit(&l->word, &expected,
+                                                   PLK_RAWLOCK_LOCKED,
+                                                   memory_order_acquire,
+                                                   memory_order_relaxed);
+}
+
+// plk_rawlock_lock for a lock whose holder may never release it while some
+// condition lasts (the parking lot's: a holder interrupted by a signal
+// handler that waits for something): once the short spin is over, returns
+// false without the lock whenever give_up() says so -- checked before each
+// sleep and at least every PLK_RAWLOCK_RECHECK_NS while asleep.
+static inline bool plk_rawlock_lock_unless(struct plk_rawlock *l,
+                                           bool (*give_up)(void))
+{
+    return plk_rawlock_trylock(l) || plk_rawlock_lock_slow_unless(l, give_up);
 }
 
 static inline void plk_rawlock_unlock(struct plk_rawlock *l)

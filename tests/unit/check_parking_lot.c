@@ -1128,6 +1128,8 @@ static void *race_waiter(void *arg)
             break;
         case PLK_PARK_REFUSED:
             ck_abort_msg("REFUSED without a before_sleep");
+        case PLK_PARK_BUSY:
+            ck_abort_msg("BUSY without a signal handler waiting");
         }
     }
     return NULL;
