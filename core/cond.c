@@ -32,7 +32,10 @@ static bool record_mutex(void *arg)
 {
     struct plk_cond_waiter *w = arg;
     // A foreign mutex cannot take requeued waiters: mark the cond MIXED.
-    uintptr_t mine = w->m.word ? (uintptr_t)w->m.word : MIXED;
+    // Nor can a nested waiter (plk_parking_lot_busy_here) be requeued: its
+    // mutex's bucket may be the one its interrupted thread holds, and then
+    // nobody could wake it there.
+    uintptr_t mine = w->m.word && !w->nested ? (uintptr_t)w->m.word : MIXED;
     uintptr_t s = atomic_load_explicit(&w->c->mutex, memory_order_relaxed);
     if (s == 0)
         atomic_store_explicit(&w->c->mutex, mine, memory_order_relaxed);
@@ -146,6 +149,7 @@ enum plk_cond_wait_result plk_cond_wait_with(struct plk_cond_waiter *cw,
     cw->c = c;
     cw->m = *m;
     cw->requeued = false;
+    cw->nested = plk_parking_lot_busy_here();
     cw->unlock_error = 0;
     cw->ops = (struct plk_park_ops){
         .validate = record_mutex,

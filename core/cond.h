@@ -61,6 +61,8 @@ struct plk_cond_waiter {
     struct plk_cond *c;
     struct plk_cond_mutex m;
     bool requeued;    // timed out while already moved onto the mutex's queue
+    bool nested;      // waits in a signal handler nested in its thread's
+                      // parking-lot section: must never be requeued
     int unlock_error; // what m.unlock returned
 };
 
