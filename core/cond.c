@@ -170,7 +170,8 @@ enum plk_cond_wait_result plk_cond_wait_with(struct plk_cond_waiter *cw,
             return PLK_COND_UNLOCK_FAILED;
         sched_yield();
         reacquire_mutex(cw);
-        return PLK_COND_WOKEN;
+        return deadline && plk_deadline_passed(deadline) ? PLK_COND_TIMEOUT
+                                                         : PLK_COND_WOKEN;
     }
     // From here on `c` is not touched (it may already be destroyed), except
     // to pass on a signal this failed wait was given.

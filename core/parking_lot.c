@@ -182,9 +182,11 @@ static inline bool try_hold(struct plk_rawlock *l)
 }
 
 // Takes a bucket lock unless that could wait for ever (rules 1 and 2).
-static inline bool hold_unless_stuck(struct plk_rawlock *l)
+// `nested` is whether the thread held bucket locks when the operation began
+// (not now: the second lock of a pair is not a nested one).
+static inline bool take_unless_stuck(struct plk_rawlock *l, bool nested)
 {
-    if (held_buckets != 0)
+    if (nested)
         return try_hold(l);
     held_buckets++;
     atomic_signal_fence(memory_order_seq_cst);
@@ -194,12 +196,19 @@ static inline bool hold_unless_stuck(struct plk_rawlock *l)
     return false;
 }
 
+static inline bool hold_unless_stuck(struct plk_rawlock *l)
+{
+    return take_unless_stuck(l, held_buckets != 0);
+}
+
+// Every release looks for notes (the lock may be the one a note waits for),
+// even if this thread still holds another bucket lock: run_notes only tries.
 static inline void release(struct plk_rawlock *l)
 {
     plk_rawlock_unlock(l);
     atomic_signal_fence(memory_order_seq_cst);
-    if (--held_buckets == 0 &&
-        __builtin_expect(atomic_load(&pending_notes) != 0, 0))
+    held_buckets--;
+    if (__builtin_expect(atomic_load(&pending_notes) != 0, 0))
         run_notes();
 }
 
@@ -318,14 +327,15 @@ static struct bucket *lock_waiter_bucket(struct plk_waiter *w)
 static bool lock_bucket_pair(uintptr_t a, uintptr_t b, struct bucket **ba,
                              struct bucket **bb)
 {
+    bool nested = held_buckets != 0;
     for (;;) {
         struct table *t = load_table();
         size_t ia = hash(a, t->log2), ib = hash(b, t->log2);
         struct bucket *first = &t->buckets[ia < ib ? ia : ib];
         struct bucket *second = &t->buckets[ia < ib ? ib : ia];
-        if (!hold_unless_stuck(&first->lock))
+        if (!take_unless_stuck(&first->lock, nested))
             return false;
-        if (second != first && !hold_unless_stuck(&second->lock)) {
+        if (second != first && !take_unless_stuck(&second->lock, nested)) {
             release(&first->lock);
             return false;
         }
@@ -356,8 +366,9 @@ static void unlock_first(struct table *t, size_t n)
 // Locks every bucket of `t`, or none (see lock_bucket_pair).
 static bool lock_all(struct table *t)
 {
+    bool nested = held_buckets != 0;
     for (size_t i = 0; i < table_size(t); i++) {
-        if (!hold_unless_stuck(&t->buckets[i].lock)) {
+        if (!take_unless_stuck(&t->buckets[i].lock, nested)) {
             unlock_first(t, i);
             return false;
         }
@@ -982,9 +993,14 @@ static void reset_table(void)
     }
     // The parent's notes and nested waiters were about threads that the
     // child does not have (their waiters are gone with the queues).
-    for (size_t i = 0; i < NOTE_SLOTS; i++)
-        atomic_store_explicit(&notes[i].state, NOTE_STATE(0, 0, NOTE_FREE),
+    // (Generations go on, so that a merge interrupted by a fork from a
+    // signal handler cannot mistake a refilled slot for its note.)
+    for (size_t i = 0; i < NOTE_SLOTS; i++) {
+        uint64_t s = atomic_load_explicit(&notes[i].state, memory_order_relaxed);
+        atomic_store_explicit(&notes[i].state,
+                              NOTE_STATE(NOTE_GEN(s) + 1, 0, NOTE_FREE),
                               memory_order_relaxed);
+    }
     atomic_store_explicit(&pending_notes, 0, memory_order_relaxed);
     atomic_store_explicit(&nested_waiters, 0, memory_order_relaxed);
     atomic_store_explicit(&parked_threads, 0, memory_order_relaxed);
@@ -999,7 +1015,9 @@ void plk_parking_lot_init(void)
 void plk_parking_lot_fork_child(void)
 {
     _Atomic uint32_t *s = atomic_load_explicit(&fork_sentinel, memory_order_acquire);
-    held_buckets = 0; // the child's thread holds none of the parent's locks
+    // held_buckets stays: it is 0 unless fork was called from a signal
+    // handler nested in a bucket section, which resumes in the child and
+    // releases what it counted (on a lock the reset already freed).
     running_notes = false;
     reset_table();
     if (s)

@@ -43,11 +43,10 @@ static inline void plk_rawlock_lock(struct plk_rawlock *l)
 // Takes the lock if it is free; never waits.
 static inline bool plk_rawlock_trylock(struct plk_rawlock *l)
 {
+    // seq_cst, failure included: the parking lot's notes rely on a failed
+    // try being ordered after the note it publishes (parking_lot.c).
     uint32_t expected = PLK_RAWLOCK_UNLOCKED;
-    return atomic_compare_exchange_strong_explicit(&l->word, &expected,
-                                                   PLK_RAWLOCK_LOCKED,
-                                                   memory_order_acquire,
-                                                   memory_order_relaxed);
+    return atomic_compare_exchange_strong(&l->word, &expected, PLK_RAWLOCK_LOCKED);
 }
 
 // plk_rawlock_lock for a lock whose holder may never release it while some
@@ -61,10 +60,11 @@ static inline bool plk_rawlock_lock_unless(struct plk_rawlock *l,
     return plk_rawlock_trylock(l) || plk_rawlock_lock_slow_unless(l, give_up);
 }
 
+// seq_cst (free on x86, where every exchange is a full barrier): the
+// parking lot looks for notes right after it (parking_lot.c).
 static inline void plk_rawlock_unlock(struct plk_rawlock *l)
 {
-    if (atomic_exchange_explicit(&l->word, PLK_RAWLOCK_UNLOCKED,
-                                 memory_order_release) == PLK_RAWLOCK_CONTENDED)
+    if (atomic_exchange(&l->word, PLK_RAWLOCK_UNLOCKED) == PLK_RAWLOCK_CONTENDED)
         plk_rawlock_unlock_slow(l);
 }
 
