@@ -98,6 +98,9 @@ static void reset_table(void);
  */
 static __thread unsigned held_buckets;
 static _Atomic unsigned nested_waiters;
+// Set by a signal handler wrapper that postponed a handler (see
+// plk_parking_lot_call_when_free); run by the thread's last release.
+static __thread void (*when_free)(void);
 
 static bool a_holder_may_be_stuck(void)
 {
@@ -107,6 +110,11 @@ static bool a_holder_may_be_stuck(void)
 bool plk_parking_lot_busy_here(void)
 {
     return held_buckets != 0;
+}
+
+void plk_parking_lot_call_when_free(void (*fn)(void))
+{
+    when_free = fn;
 }
 
 void plk_parking_lot_nested_wait_begin(void)
@@ -208,6 +216,15 @@ static inline void release(struct plk_rawlock *l)
     plk_rawlock_unlock(l);
     atomic_signal_fence(memory_order_seq_cst);
     held_buckets--;
+    // A handler that finds held_buckets non-zero sets when_free before it
+    // returns: read it only after the count, as a handler could.
+    atomic_signal_fence(memory_order_seq_cst);
+    if (__builtin_expect(when_free != NULL, 0) && held_buckets == 0) {
+        void (*fn)(void) = when_free;
+        when_free = NULL;
+        atomic_signal_fence(memory_order_seq_cst);
+        fn();
+    }
     if (__builtin_expect(atomic_load(&pending_notes) != 0, 0))
         run_notes();
 }

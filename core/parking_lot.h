@@ -198,6 +198,11 @@ plk_unpark_requeue(const void *from, const void *to,
 // mutex) brackets the wait with nested_wait_begin/end.
 bool plk_parking_lot_busy_here(void);
 void plk_parking_lot_nested_wait_begin(void);
+// Better still, a signal handler wrapper can postpone the program's handler
+// while plk_parking_lot_busy_here() is true: then it registers `fn`, which
+// runs (once) right after the thread releases its last bucket lock -- e.g.
+// to send the postponed signals again. Async-signal-safe.
+void plk_parking_lot_call_when_free(void (*fn)(void));
 void plk_parking_lot_nested_wait_end(void);
 
 // Queues a wake-up of the first thread (or every thread, with `all`) parked

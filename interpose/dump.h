@@ -59,4 +59,8 @@ const char *plk_dump_reason_name(enum plk_dump_reason reason);
 // setting SIG_DFL keeps them (exports.map lists the interposed functions).
 void plk_dump_arm_signals(void);
 
+// Resolves the next sigaction and signal() family (dump_signals.c), which
+// also wrap the program's handlers; called by the constructor.
+void plk_signals_init(void);
+
 #endif

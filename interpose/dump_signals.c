@@ -8,15 +8,20 @@
 // two signals (exports.map): our handler reads as SIG_DFL, and setting SIG_DFL
 // sets our handler. A program that installs a handler of its own, or
 // ignores the signal, replaces ours as it would replace the default.
+//
+// The same entry points wrap every handler the program installs
+// (handler_wrap.h), for every signal.
 #include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "dump.h"
 #include "export.h"
+#include "handler_wrap.h"
 #include "profile.h"
 
 typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
@@ -118,9 +123,14 @@ static int hooked_sigaction(int sig, const struct sigaction *act, struct sigacti
 
 static int plk_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
-    if (hooked(sig))
-        return hooked_sigaction(sig, act, old);
-    return next_sigaction(sig, act, old);
+    struct plk_wrap_call call;
+    plk_wrap_begin(&call, sig, act);
+    int r = hooked(sig) ? hooked_sigaction(sig, call.act, old)
+                        : next_sigaction(sig, call.act, old);
+    int saved_errno = errno;
+    plk_wrap_end(&call, sig, act, r == 0, old);
+    errno = saved_errno;
+    return r;
 }
 PLK_EXPORT_ALIAS(sigaction, plk_sigaction);
 
@@ -135,7 +145,7 @@ static handler_fn hooked_signal(int sig, handler_fn handler, int flags, bool mas
     if (mask_self)
         sigaddset(&act.sa_mask, sig);
     act.sa_flags = flags;
-    if (hooked_sigaction(sig, &act, &old) != 0)
+    if (plk_sigaction(sig, &act, &old) != 0)
         return SIG_ERR;
     return old.sa_handler;
 }
@@ -143,6 +153,8 @@ static handler_fn hooked_signal(int sig, handler_fn handler, int flags, bool mas
 static void *_Atomic next_signal_slot, *_Atomic next_bsd_signal_slot,
     *_Atomic next_sysv_signal_slot, *_Atomic next___sysv_signal_slot;
 
+// Calls glibc's, which installs `handler` directly through its internal
+// sigaction, then wraps what it installed (handler_wrap.h).
 static handler_fn forward_signal(void *_Atomic *slot, const char *name, int sig,
                                  handler_fn handler)
 {
@@ -151,7 +163,14 @@ static handler_fn forward_signal(void *_Atomic *slot, const char *name, int sig,
         errno = ENOSYS;
         return SIG_ERR;
     }
-    return fn(sig, handler);
+    uint64_t previous = plk_wrap_previous(sig);
+    handler_fn was = fn(sig, handler);
+    if (was == SIG_ERR)
+        return SIG_ERR;
+    int saved_errno = errno;
+    plk_wrap_installed(sig, (sigaction_fn)next_fn(&next_sigaction_slot, "sigaction"));
+    errno = saved_errno;
+    return plk_wrap_translate_handler(was, previous);
 }
 
 // BSD semantics (glibc's signal with _DEFAULT_SOURCE): restartable, the
@@ -190,6 +209,24 @@ static handler_fn plk___sysv_signal(int sig, handler_fn handler)
 }
 PLK_EXPORT_ALIAS(__sysv_signal, plk___sysv_signal);
 
+// ssignal: glibc's alias of signal (BSD semantics).
+static void *_Atomic next_ssignal_slot, *_Atomic next_sigset_slot;
+
+static handler_fn plk_ssignal(int sig, handler_fn handler)
+{
+    if (hooked(sig) && handler != SIG_ERR)
+        return hooked_signal(sig, handler, SA_RESTART, true);
+    return forward_signal(&next_ssignal_slot, "ssignal", sig, handler);
+}
+PLK_EXPORT_ALIAS(ssignal, plk_ssignal);
+
+// sigset (System V): also SIG_HOLD; left to glibc, then wrapped.
+static handler_fn plk_sigset(int sig, handler_fn handler)
+{
+    return forward_signal(&next_sigset_slot, "sigset", sig, handler);
+}
+PLK_EXPORT_ALIAS(sigset, plk_sigset);
+
 /* Arming. */
 
 static void on_dump_signal(int sig)
@@ -209,7 +246,7 @@ static void arm_fatal(int sig, _Atomic bool *flag)
         atomic_store(flag, true);
 }
 
-void plk_dump_arm_signals(void)
+void plk_signals_init(void)
 {
     // Resolved here, early, rather than in a signal handler (dlsym is not
     // async-signal-safe, and programs do call signal() from handlers).
@@ -218,6 +255,13 @@ void plk_dump_arm_signals(void)
     next_fn(&next_bsd_signal_slot, "bsd_signal");
     next_fn(&next_sysv_signal_slot, "sysv_signal");
     next_fn(&next___sysv_signal_slot, "__sysv_signal");
+    next_fn(&next_ssignal_slot, "ssignal");
+    next_fn(&next_sigset_slot, "sigset");
+}
+
+void plk_dump_arm_signals(void)
+{
+    plk_signals_init();
     arm_fatal(SIGINT, &hooked_int);
     arm_fatal(SIGTERM, &hooked_term);
     int sig = plk_profile_settings.dump_signal;

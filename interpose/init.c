@@ -2,6 +2,7 @@
 // the exported query function.
 #include <pthread.h>
 
+#include "dump.h"
 #include "export.h"
 #include "internal.h"
 #include "parker.h"
@@ -46,6 +47,7 @@ void plk_interpose_init(void)
     // the profiler's stack unwinds; they hold nothing across the fork.
     pthread_atfork(plk_profile_fork_prepare, plk_profile_fork_parent, fork_child);
     real_resolve_all();
+    plk_signals_init();
     plk_profile_init();
 }
 
