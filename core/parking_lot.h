@@ -187,22 +187,21 @@ plk_unpark_requeue(const void *from, const void *to,
                    void *arg);
 
 // Signal handlers. A handler may interrupt its thread inside one of the
-// parking lot's critical sections (bucket locks are not reentrant): then it
-// only ever tries bucket locks. And while such a handler waits, no other
-// thread waits indefinitely for a bucket lock: park returns BUSY, unparks
-// give up (docs/design.md, "Signal handlers").
+// parking lot's critical sections (bucket locks are not reentrant).
 //
-// plk_parking_lot_busy_here tells whether the calling thread is inside a
-// bucket critical section (so: whether this is such a handler). A handler
-// that finds it true and is about to wait for something (e.g. poll for a
-// mutex) brackets the wait with nested_wait_begin/end.
+// Best, a signal handler wrapper postpones the program's handler while
+// plk_parking_lot_busy_here() is true (the calling thread is inside a bucket
+// critical section): it registers `fn` with plk_parking_lot_call_when_free,
+// which runs it (once) right after the thread releases its last bucket lock
+// -- e.g. to send the postponed signals again. Async-signal-safe.
+//
+// A handler that does run there only ever tries bucket locks, and while it
+// waits, no other thread waits indefinitely for a bucket lock: park returns
+// BUSY, unparks give up (docs/design.md, "Signal handlers"). Such a handler
+// brackets a wait (e.g. polling for a mutex) with nested_wait_begin/end.
 bool plk_parking_lot_busy_here(void);
-void plk_parking_lot_nested_wait_begin(void);
-// Better still, a signal handler wrapper can postpone the program's handler
-// while plk_parking_lot_busy_here() is true: then it registers `fn`, which
-// runs (once) right after the thread releases its last bucket lock -- e.g.
-// to send the postponed signals again. Async-signal-safe.
 void plk_parking_lot_call_when_free(void (*fn)(void));
+void plk_parking_lot_nested_wait_begin(void);
 void plk_parking_lot_nested_wait_end(void);
 
 // Queues a wake-up of the first thread (or every thread, with `all`) parked
