@@ -99,8 +99,36 @@ static void reset_table(void);
 static __thread unsigned held_buckets;
 static _Atomic unsigned nested_waiters;
 // Set by a signal handler wrapper that postponed a handler (see
-// plk_parking_lot_call_when_free); run by the thread's last release.
+// plk_parking_lot_call_when_free); run once the thread holds no bucket lock
+// and owes no wake-up: an unpark that claimed a waiter (and may have handed
+// it a mutex) wakes it after releasing the bucket, and a handler run before
+// that could wait for the very thread it has not woken yet.
 static __thread void (*when_free)(void);
+static __thread unsigned waking; // unparks in progress on this thread
+
+static inline void call_when_free(void)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+    if (__builtin_expect(when_free != NULL, 0) && held_buckets == 0 && waking == 0) {
+        void (*fn)(void) = when_free;
+        when_free = NULL;
+        atomic_signal_fence(memory_order_seq_cst);
+        fn();
+    }
+}
+
+static inline void begin_waking(void)
+{
+    waking++;
+    atomic_signal_fence(memory_order_seq_cst);
+}
+
+static inline void end_waking(void)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+    waking--;
+    call_when_free();
+}
 
 static bool a_holder_may_be_stuck(void)
 {
@@ -110,6 +138,11 @@ static bool a_holder_may_be_stuck(void)
 bool plk_parking_lot_busy_here(void)
 {
     return held_buckets != 0;
+}
+
+bool plk_parking_lot_handler_must_wait(void)
+{
+    return held_buckets != 0 || waking != 0;
 }
 
 void plk_parking_lot_call_when_free(void (*fn)(void))
@@ -177,6 +210,7 @@ static inline void unhold(void)
 {
     atomic_signal_fence(memory_order_seq_cst);
     held_buckets--;
+    call_when_free();
 }
 
 static inline bool try_hold(struct plk_rawlock *l)
@@ -216,15 +250,7 @@ static inline void release(struct plk_rawlock *l)
     plk_rawlock_unlock(l);
     atomic_signal_fence(memory_order_seq_cst);
     held_buckets--;
-    // A handler that finds held_buckets non-zero sets when_free before it
-    // returns: read it only after the count, as a handler could.
-    atomic_signal_fence(memory_order_seq_cst);
-    if (__builtin_expect(when_free != NULL, 0) && held_buckets == 0) {
-        void (*fn)(void) = when_free;
-        when_free = NULL;
-        atomic_signal_fence(memory_order_seq_cst);
-        fn();
-    }
+    call_when_free(); // reads when_free after the count, as a handler could
     if (__builtin_expect(atomic_load(&pending_notes) != 0, 0))
         run_notes();
 }
@@ -708,7 +734,7 @@ enum plk_park_result plk_park(const void *address, const void *expected,
 
 /* Unpark. */
 
-size_t plk_unpark_one(const void *address, plk_unpark_fn fn, void *arg)
+static size_t unpark_one(const void *address, plk_unpark_fn fn, void *arg)
 {
     uintptr_t key = (uintptr_t)address;
     struct bucket *b = lock_bucket_unless_stuck(key);
@@ -733,6 +759,14 @@ size_t plk_unpark_one(const void *address, plk_unpark_fn fn, void *arg)
     if (parker)
         plk_parker_wake(parker);
     return r.unparked;
+}
+
+size_t plk_unpark_one(const void *address, plk_unpark_fn fn, void *arg)
+{
+    begin_waking();
+    size_t n = unpark_one(address, fn, arg);
+    end_waking();
+    return n;
 }
 
 // Wakes a list of claimed waiters linked through `next`.
@@ -778,15 +812,17 @@ static struct plk_waiter *take_waiters(struct bucket *b, uintptr_t key, size_t l
 size_t plk_unpark_all(const void *address)
 {
     uintptr_t key = (uintptr_t)address;
+    begin_waking();
     struct bucket *b = lock_bucket_unless_stuck(key);
-    if (!b) {
-        plk_parking_lot_post_wake(address, true, NULL);
-        return 0;
+    size_t n = 0;
+    if (b) {
+        struct plk_waiter *woken = take_waiters(b, key, SIZE_MAX, NULL, NULL, &n);
+        release(&b->lock);
+        wake_list(woken);
     }
-    size_t n;
-    struct plk_waiter *woken = take_waiters(b, key, SIZE_MAX, NULL, NULL, &n);
-    release(&b->lock);
-    wake_list(woken);
+    end_waking();
+    if (!b)
+        plk_parking_lot_post_wake(address, true, NULL);
     return n;
 }
 
@@ -854,6 +890,7 @@ static void run_notes(void)
         return;
     }
     running_notes = true;
+    begin_waking();
     for (;;) {
         run_again = false;
         run_notes_once(); // its own releases set run_again: pass again
@@ -862,9 +899,10 @@ static void run_notes(void)
         running_notes = false;
         atomic_signal_fence(memory_order_seq_cst);
         if (!run_again)
-            return;
+            break;
         running_notes = true;
     }
+    end_waking();
 }
 
 // Adds one more wake-up to a READY note for the same thing, if there is one.
@@ -921,8 +959,8 @@ void plk_parking_lot_post_wake(const void *address, bool all, plk_unpark_fn fn)
     run_notes();
 }
 
-struct plk_unpark_result
-plk_unpark_requeue(const void *from, const void *to,
+static struct plk_unpark_result
+unpark_requeue(const void *from, const void *to,
                    enum plk_requeue_op (*validate)(void *arg),
                    uintptr_t (*callback)(void *arg, enum plk_requeue_op op,
                                          const struct plk_unpark_result *r),
@@ -995,6 +1033,19 @@ plk_unpark_requeue(const void *from, const void *to,
         claim(v, token);
     unlock_bucket_pair(bf, bt);
     wake_list(woken);
+    return r;
+}
+
+struct plk_unpark_result
+plk_unpark_requeue(const void *from, const void *to,
+                   enum plk_requeue_op (*validate)(void *arg),
+                   uintptr_t (*callback)(void *arg, enum plk_requeue_op op,
+                                         const struct plk_unpark_result *r),
+                   void *arg)
+{
+    begin_waking();
+    struct plk_unpark_result r = unpark_requeue(from, to, validate, callback, arg);
+    end_waking();
     return r;
 }
 

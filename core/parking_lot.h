@@ -190,16 +190,17 @@ plk_unpark_requeue(const void *from, const void *to,
 // parking lot's critical sections (bucket locks are not reentrant).
 //
 // Best, a signal handler wrapper postpones the program's handler while
-// plk_parking_lot_busy_here() is true (the calling thread is inside a bucket
-// critical section): it registers `fn` with plk_parking_lot_call_when_free,
-// which runs it (once) right after the thread releases its last bucket lock
-// -- e.g. to send the postponed signals again. Async-signal-safe.
+// plk_parking_lot_handler_must_wait() is true (the calling thread holds a
+// bucket lock, or has yet to wake a thread it unparked): it registers `fn`
+// with plk_parking_lot_call_when_free, which runs it (once) as soon as that
+// is over -- e.g. to send the postponed signals again. Async-signal-safe.
 //
 // A handler that does run there only ever tries bucket locks, and while it
 // waits, no other thread waits indefinitely for a bucket lock: park returns
 // BUSY, unparks give up (docs/design.md, "Signal handlers"). Such a handler
 // brackets a wait (e.g. polling for a mutex) with nested_wait_begin/end.
 bool plk_parking_lot_busy_here(void);
+bool plk_parking_lot_handler_must_wait(void);
 void plk_parking_lot_call_when_free(void (*fn)(void));
 void plk_parking_lot_nested_wait_begin(void);
 void plk_parking_lot_nested_wait_end(void);

@@ -170,6 +170,8 @@ static handler_fn forward_signal(void *_Atomic *slot, const char *name, int sig,
     int saved_errno = errno;
     plk_wrap_installed(sig, (sigaction_fn)next_fn(&next_sigaction_slot, "sigaction"));
     errno = saved_errno;
+    if (was == on_fatal_signal)
+        return SIG_DFL; // sigset() on a hooked signal: ours reads as SIG_DFL
     return plk_wrap_translate_handler(was, previous);
 }
 

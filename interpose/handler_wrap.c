@@ -2,8 +2,11 @@
 #include "handler_wrap.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
+#include <ucontext.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -74,52 +77,92 @@ static void *unpack(uint64_t h)
 
 /* Postponing. */
 
-#define MAX_POSTPONED 8
+// A postponed signal's siginfo, up to the end of the largest member of its
+// union that the kernel fills (the rest of siginfo_t is zero).
+#define INFO_BYTES 48
 struct postponed {
     int sig;
-    siginfo_t info;
+    unsigned char info[INFO_BYTES];
 };
+
+// Signals this thread postponed, oldest first. Postponing a signal also
+// blocks it in the interrupted context (the wrapper edits uc_sigmask), so
+// that later instances wait in the kernel's queue, in order, behind it:
+// there is at most one entry per signal number.
+#define MAX_POSTPONED 64
 static __thread struct postponed postponed[MAX_POSTPONED];
 static __thread unsigned n_postponed;
 
-// Runs right after the thread's last bucket release: sends each postponed
-// signal to this thread again. It is not blocked (it was deliverable when
-// it came, and bucket sections do not change the mask), so the kernel
-// delivers it as the syscall returns, to the wrapper, which now runs the
-// handler. The original siginfo goes with it: a thread may queue any
-// siginfo to itself.
+// Instances of one signal taken out of the kernel's queue while its
+// postponed first instance goes back in ahead of them.
+#define MAX_DRAINED 64
+
+static void send_to_self(pid_t pid, pid_t tid, int sig, const unsigned char *bytes)
+{
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    memcpy(&info, bytes, INFO_BYTES);
+    if (syscall(SYS_rt_tgsigqueueinfo, pid, tid, sig, &info) != 0)
+        syscall(SYS_tgkill, pid, tid, sig);
+}
+
+// Runs once the thread holds no bucket lock and owes no wake-up: sends each
+// postponed signal to this thread again, with its siginfo (a thread may
+// queue any siginfo to itself), followed by the instances that queued up
+// behind it meanwhile. Every signal is blocked while the queues are
+// rebuilt; restoring the mask, without the signals we blocked, has the
+// kernel deliver them in order to the wrapper, which now runs the handler.
 static void send_postponed(void)
 {
     int saved_errno = errno;
-    struct postponed todo[MAX_POSTPONED];
-    unsigned n = n_postponed;
-    memcpy(todo, postponed, n * sizeof todo[0]);
-    n_postponed = 0; // a handler run below may postpone afresh
-    atomic_signal_fence(memory_order_seq_cst);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
     pid_t pid = getpid(), tid = gettid();
-    for (unsigned i = 0; i < n; i++) {
-        if (syscall(SYS_rt_tgsigqueueinfo, pid, tid, todo[i].sig, &todo[i].info) != 0)
-            syscall(SYS_tgkill, pid, tid, todo[i].sig);
+    for (unsigned i = 0; i < n_postponed; i++) {
+        int sig = postponed[i].sig;
+        sigset_t just;
+        sigemptyset(&just);
+        sigaddset(&just, sig);
+        struct timespec now = { 0, 0 };
+        unsigned char drained[MAX_DRAINED][INFO_BYTES];
+        unsigned n_drained = 0;
+        siginfo_t info;
+        while (n_drained < MAX_DRAINED && sigtimedwait(&just, &info, &now) == sig)
+            memcpy(drained[n_drained++], &info, INFO_BYTES);
+        send_to_self(pid, tid, sig, postponed[i].info);
+        for (unsigned k = 0; k < n_drained; k++)
+            send_to_self(pid, tid, sig, drained[k]);
+        sigdelset(&old, sig); // blocked by the wrapper, not by the program
     }
+    n_postponed = 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     errno = saved_errno;
 }
 
-static bool postpone(int sig, const siginfo_t *info)
+_Static_assert(INFO_BYTES <= sizeof(siginfo_t), "siginfo_t is smaller than its fields");
+
+static bool postpone(int sig, const siginfo_t *info, ucontext_t *uc)
 {
     unsigned n = n_postponed;
     if (n == MAX_POSTPONED)
-        return false; // run it here: the nested-handler rules apply
-    postponed[n].sig = sig;
-    postponed[n].info = *info;
-    atomic_signal_fence(memory_order_seq_cst);
+        return false; // only with SA_NODEFER recursion: run it here
+    // The slot is taken before it is filled: an SA_NODEFER instance that
+    // interrupts us here is newer, and takes the next one. (The list is
+    // sent only after both wrappers returned.)
     n_postponed = n + 1;
+    atomic_signal_fence(memory_order_seq_cst);
+    postponed[n].sig = sig;
+    memcpy(postponed[n].info, info, INFO_BYTES);
+    sigaddset(&uc->uc_sigmask, sig);
     plk_parking_lot_call_when_free(send_postponed);
     return true;
 }
 
 static void wrapper(int sig, siginfo_t *info, void *uc)
 {
-    if (plk_parking_lot_busy_here() && postpone(sig, info))
+    if ((n_postponed != 0 || plk_parking_lot_handler_must_wait()) &&
+        postpone(sig, info, uc))
         return;
     uint64_t h = atomic_load_explicit(&handlers[sig], memory_order_acquire);
     void *fn = unpack(h);
@@ -127,10 +170,9 @@ static void wrapper(int sig, siginfo_t *info, void *uc)
     // on its way; the kernel already chose us, so it is dropped.
     if (fn == (void *)SIG_DFL || fn == (void *)SIG_IGN)
         return;
-    if (h & SIGINFO_BIT)
-        ((info_handler)fn)(sig, info, uc);
-    else
-        ((plain_handler)fn)(sig);
+    // A handler installed without SA_SIGINFO gets the same three arguments
+    // the kernel passes it (on x86-64 some rely on the ucontext).
+    ((info_handler)fn)(sig, info, uc);
 }
 
 /* sigaction. */
@@ -139,8 +181,16 @@ void plk_wrap_begin(struct plk_wrap_call *call, int sig, const struct sigaction 
 {
     call->act = act;
     call->recorded = false;
+    call->rewrapped = false;
     if (sig <= 0 || sig >= NSIG_MAX) {
         call->previous = 0;
+        return;
+    }
+    if (act && is_wrapper(act)) {
+        // Our wrapper, read with a raw syscall and put back: it still
+        // stands for the handler we recorded.
+        call->previous = atomic_load(&handlers[sig]);
+        call->rewrapped = true;
         return;
     }
     if (act && wrappable_action(sig, act)) {
@@ -181,7 +231,7 @@ void plk_wrap_end(struct plk_wrap_call *call, int sig, const struct sigaction *a
     }
     // Installed something unwrapped: forgotten only now, so that a signal
     // still on its way to the wrapper finds the handler it was sent to.
-    if (act && !call->recorded)
+    if (act && !call->recorded && !call->rewrapped)
         atomic_store(&handlers[sig], 0);
     if (old)
         translate_old(old, call->previous);

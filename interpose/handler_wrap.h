@@ -36,6 +36,7 @@ struct plk_wrap_call {
     struct sigaction wrapped;    // storage for a wrapped act
     uint64_t previous;           // the program's handler before this call
     bool recorded;               // act's handler was recorded as the program's
+    bool rewrapped;              // act is our wrapper itself (put back)
 };
 
 void plk_wrap_begin(struct plk_wrap_call *call, int sig, const struct sigaction *act);
