@@ -3,7 +3,8 @@
 // waiters, broadcast and signal requeueing onto the mutex (counted in
 // FUTEX_WAKE calls), destroying the cond right after broadcast, two mutexes
 // on one cond, timeouts racing a requeue, and the general form
-// (plk_cond_wait_with): foreign mutexes, unlock errors, cancellation.
+// (plk_cond_wait_with): foreign mutexes, unlock errors, cancellation; and
+// a cond whose bucket is stuck (waits wake spuriously, notifications post).
 //
 // Timing is never asserted tightly: a timeout must not come before its
 // deadline, and "promptly" or "eventually" means within seconds.
@@ -20,6 +21,7 @@
 
 #include "clock.h"
 #include "cond.h"
+#include "futex.h"
 #include "helpers.h"
 #include "mutex.h"
 #include "parker.h"
@@ -973,6 +975,253 @@ START_TEST(cond_cancel_passes_signal_on)
 }
 END_TEST
 
+/* ---- stuck buckets (signal handlers) ------------------------------------ */
+
+/*
+ * A stuck holder: a thread parked on an address whose validate callback
+ * blocks until the test lets go, holding that address's bucket lock
+ * meanwhile -- as a thread does whose signal handler waits for a mutex. The
+ * test stands in for that handler's announcement with
+ * plk_parking_lot_nested_wait_begin/end (see parking_lot.h, "Signal
+ * handlers").
+ */
+struct stuck {
+    pthread_t thread;
+    const void *address;
+    _Atomic uint32_t in;     // the bucket lock is held
+    _Atomic uint32_t let_go; // 1: validate returns false
+    enum plk_park_result result;
+};
+
+static bool block_in_validate(void *ctx)
+{
+    struct stuck *s = ctx;
+    atomic_store(&s->in, 1);
+    while (atomic_load(&s->let_go) == 0)
+        plk_futex_wait(&s->let_go, 0, NULL);
+    return false;
+}
+
+static void *stuck_main(void *arg)
+{
+    struct stuck *s = arg;
+    const struct plk_park_ops ops = { .validate = block_in_validate, .ctx = s };
+    s->result = plk_park_ex(s->address, &ops, NULL, NULL, NULL);
+    return NULL;
+}
+
+static void stuck_start(struct stuck *s, const void *address)
+{
+    *s = (struct stuck){ .address = address };
+    spawn(&s->thread, 1, stuck_main, s, 0);
+    int64_t end = plk_clock_now_ns() + 20000 * MS;
+    while (atomic_load(&s->in) == 0) {
+        ck_assert_msg(plk_clock_now_ns() < end, "the holder never got the bucket");
+        sleep_ns(100 * 1000);
+    }
+}
+
+// The holder releases the bucket lock, running the wake-ups posted
+// meanwhile, and is joined.
+static void stuck_release(struct stuck *s)
+{
+    atomic_store(&s->let_go, 1);
+    plk_futex_wake(&s->let_go, 1);
+    join(&s->thread, 1);
+    ck_assert_int_eq(s->result, PLK_PARK_AGAIN);
+}
+
+// Whether two addresses share a bucket of the current table (the lot's
+// Fibonacci hash, parking_lot.c).
+static bool same_bucket(const void *a, const void *b)
+{
+    unsigned shift = 64 - (unsigned)__builtin_ctzll(plk_parking_lot_table_size());
+    return ((uint64_t)(uintptr_t)a * 0x9E3779B97F4A7C15ull) >> shift ==
+           ((uint64_t)(uintptr_t)b * 0x9E3779B97F4A7C15ull) >> shift;
+}
+
+/* A foreign mutex wrapping a parklock mutex, to watch a wait release and
+ * retake it. */
+struct watched_mutex {
+    struct plk_mutex m;
+    int unlocks, locks;
+    bool free_at_lock; // another thread could take it when the wait relocked
+};
+
+static int watched_unlock(void *arg)
+{
+    struct watched_mutex *w = arg;
+    w->unlocks++;
+    plk_mutex_unlock(&w->m);
+    return 0;
+}
+
+static void watched_lock(void *arg)
+{
+    struct watched_mutex *w = arg;
+    w->locks++;
+    w->free_at_lock = other_thread_can_lock(&w->m);
+    plk_mutex_lock(&w->m);
+}
+
+// A wait on a cond whose bucket is stuck cannot queue (BUSY): it releases
+// the mutex, lets the CPU go and returns woken, spuriously, with the mutex
+// held again -- without touching the cond's state.
+START_TEST(cond_wait_wakes_spuriously_when_bucket_stuck)
+{
+    struct plk_cond c = PLK_COND_INIT;
+    struct watched_mutex w = { .m = PLK_MUTEX_INIT };
+    struct plk_cond_mutex cm = { .unlock = watched_unlock, .lock = watched_lock,
+                                 .arg = &w };
+    struct stuck s;
+    stuck_start(&s, &c);
+    plk_parking_lot_nested_wait_begin();
+
+    plk_mutex_lock(&w.m);
+    struct plk_cond_waiter cw;
+    ck_assert_int_eq(plk_cond_wait_with(&cw, &c, &cm, NULL, false), PLK_COND_WOKEN);
+    ck_assert_int_eq(w.unlocks, 1);
+    ck_assert_int_eq(w.locks, 1);
+    ck_assert(w.free_at_lock);
+    ck_assert(plk_mutex_is_locked(&w.m));
+    ck_assert(!other_thread_can_lock(&w.m));
+    ck_assert_uint_eq(atomic_load(&c.mutex), 0); // never queued
+
+    // The plain form too; a timed one wakes too, or times out if its
+    // deadline has passed meanwhile (here: already).
+    struct plk_deadline d = deadline_in(CLOCK_MONOTONIC, 10000 * MS);
+    struct plk_deadline past = deadline_in(CLOCK_MONOTONIC, -1 * MS);
+    ck_assert(plk_cond_wait(&c, &w.m, NULL));
+    ck_assert(plk_cond_wait(&c, &w.m, &d));
+    ck_assert(plk_mutex_is_locked(&w.m));
+    ck_assert(!plk_cond_wait(&c, &w.m, &past));
+    ck_assert(plk_mutex_is_locked(&w.m));
+    ck_assert(!other_thread_can_lock(&w.m));
+    ck_assert_uint_eq(atomic_load(&c.mutex), 0);
+    plk_mutex_unlock(&w.m);
+
+    plk_parking_lot_nested_wait_end();
+    stuck_release(&s);
+    ck_assert_uint_eq(word_of(&w.m), 0);
+    ck_assert_uint_eq(plk_parking_lot_parked_threads(), 0);
+}
+END_TEST
+
+/* A thread that takes the mutex once and says so (under the mutex). */
+struct grabber {
+    struct plk_mutex *m;
+    bool grabbed; // under m
+};
+
+static void *grabber_main(void *arg)
+{
+    struct grabber *g = arg;
+    plk_mutex_lock(g->m);
+    g->grabbed = true;
+    plk_mutex_unlock(g->m);
+    return NULL;
+}
+
+// The usual predicate loop, on a cond whose bucket stays stuck: every wait
+// wakes spuriously, but each releases the mutex, so another thread that
+// wants it gets it and the loop ends. _i: the mutex shares the cond's
+// bucket (1) or not (0).
+START_TEST(cond_wait_loop_lets_mutex_go_when_bucket_stuck)
+{
+    static struct plk_cond conds[2048];
+    static struct plk_mutex m = PLK_MUTEX_INIT;
+    bool share = _i == 1;
+    struct plk_cond *c = NULL;
+    for (size_t i = 0; i < 2048 && !c; i++)
+        if (same_bucket(&conds[i], &m) == share)
+            c = &conds[i];
+    ck_assert_ptr_nonnull(c);
+    struct stuck s;
+    struct grabber g = { .m = &m };
+    pthread_t t;
+    stuck_start(&s, c);
+    plk_parking_lot_nested_wait_begin();
+
+    plk_mutex_lock(&m);
+    spawn(&t, 1, grabber_main, &g, 0);
+    int64_t end = plk_clock_now_ns() + 20000 * MS;
+    long waits = 0;
+    while (!g.grabbed) {
+        ck_assert_msg(plk_clock_now_ns() < end, "the mutex was never let go");
+        ck_assert(plk_cond_wait(c, &m, NULL));
+        ck_assert(plk_mutex_is_locked(&m));
+        waits++;
+    }
+    plk_mutex_unlock(&m);
+    join(&t, 1);
+    ck_assert_int_ge(waits, 1);
+    ck_assert_uint_eq(atomic_load(&c->mutex), 0);
+
+    plk_parking_lot_nested_wait_end();
+    stuck_release(&s);
+    plk_mutex_lock(&m); // may clear a PARKED left by polling
+    plk_mutex_unlock(&m);
+    ck_assert_uint_eq(word_of(&m), 0);
+    ck_assert_uint_eq(plk_parking_lot_parked_threads(), 0);
+}
+END_TEST
+
+// Signal and broadcast on a cond whose bucket is stuck post their wake-ups
+// (and report nobody released); the waiters return once the holder lets
+// go. _i: bit 0 broadcast, bit 1 notify while holding the mutex.
+START_TEST(cond_notify_posts_when_bucket_stuck)
+{
+    bool broadcast = _i & 1;
+    bool hold = _i & 2;
+    size_t n = broadcast ? 3 : 1;
+    struct plk_mutex m = PLK_MUTEX_INIT;
+    struct plk_cond c = PLK_COND_INIT;
+    atomic_size_t entered = 0;
+    struct gate g;
+    gate_init(&g, &m, &c, &entered);
+    struct waiter w[3];
+    pthread_t t[3];
+    struct stuck s;
+    start_waiters(w, t, n, &g, NULL);
+    await_waiting(&entered, n);
+    stuck_start(&s, &c);
+    plk_parking_lot_nested_wait_begin();
+
+    plk_mutex_lock(&m);
+    g.go = true;
+    if (!hold)
+        plk_mutex_unlock(&m);
+    if (broadcast)
+        ck_assert_uint_eq(plk_cond_broadcast(&c), 0);
+    else
+        ck_assert(!plk_cond_signal(&c));
+    if (hold)
+        plk_mutex_unlock(&m);
+    // Nobody can be woken before the bucket is free.
+    sleep_ns(20 * MS);
+    ck_assert_uint_eq(returned(&g), 0);
+
+    plk_parking_lot_nested_wait_end();
+    stuck_release(&s);
+    int64_t end = plk_clock_now_ns() + 20000 * MS;
+    while (returned(&g) != n) {
+        ck_assert_msg(plk_clock_now_ns() < end, "%zu of %zu waiters returned",
+                      returned(&g), n);
+        sleep_ns(100 * 1000);
+    }
+    join(t, n);
+    check_gate(&g, n);
+    for (size_t i = 0; i < n; i++)
+        ck_assert(w[i].woken);
+    ck_assert_uint_eq(g.timeouts, 0);
+    // A stale state left by the posted wake-up is cleared by the next
+    // notification that finds nobody.
+    ck_assert(!plk_cond_signal(&c));
+    ck_assert_uint_eq(atomic_load(&c.mutex), 0);
+    ck_assert_uint_eq(plk_parking_lot_parked_threads(), 0);
+}
+END_TEST
+
 /* ---- suite -------------------------------------------------------------- */
 
 Suite *cond_suite(void)
@@ -1024,6 +1273,13 @@ Suite *cond_suite(void)
     (void)cond_cancelled_waiter_leaves;
     (void)cond_cancel_passes_signal_on;
 #endif
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("stuck bucket");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, cond_wait_wakes_spuriously_when_bucket_stuck);
+    tcase_add_loop_test(tc, cond_wait_loop_lets_mutex_go_when_bucket_stuck, 0, 2);
+    tcase_add_loop_test(tc, cond_notify_posts_when_bucket_stuck, 0, 4);
     suite_add_tcase(s, tc);
 
     return s;

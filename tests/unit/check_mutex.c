@@ -1,6 +1,8 @@
 // Unit tests for core/mutex.{h,c}: mutual exclusion under stress, progress
 // under barging and fair handoff, trylock, timedlock on both clocks, the
-// states of the lock word, and freeing a mutex right after unlocking it.
+// states of the lock word, freeing a mutex right after unlocking it, and
+// the signal-handler rules (a stuck bucket, a handler nested in a bucket
+// critical section).
 //
 // Timing is never asserted tightly: a timeout must not come before its
 // deadline, and "promptly" or "eventually" means within seconds.
@@ -14,6 +16,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "futex.h"
 #include "helpers.h"
 #include "mutex.h"
 #include "parking_lot.h"
@@ -618,6 +621,281 @@ START_TEST(mutex_freed_right_after_unlock)
 }
 END_TEST
 
+/* ---- stuck buckets (signal handlers) ------------------------------------ */
+
+/*
+ * A stuck holder: a thread parked on an address whose validate callback
+ * blocks until the test lets go, holding that address's bucket lock
+ * meanwhile -- as a thread does whose signal handler waits for a mutex. The
+ * test stands in for that handler's announcement with
+ * plk_parking_lot_nested_wait_begin/end (see parking_lot.h, "Signal
+ * handlers").
+ */
+struct stuck {
+    pthread_t thread;
+    const void *address;
+    _Atomic uint32_t in;     // the bucket lock is held
+    _Atomic uint32_t let_go; // 1: validate returns false
+    enum plk_park_result result;
+};
+
+static bool block_in_validate(void *ctx)
+{
+    struct stuck *s = ctx;
+    atomic_store(&s->in, 1);
+    while (atomic_load(&s->let_go) == 0)
+        plk_futex_wait(&s->let_go, 0, NULL);
+    return false;
+}
+
+static void *stuck_main(void *arg)
+{
+    struct stuck *s = arg;
+    const struct plk_park_ops ops = { .validate = block_in_validate, .ctx = s };
+    s->result = plk_park_ex(s->address, &ops, NULL, NULL, NULL);
+    return NULL;
+}
+
+// Polls `flag` until it is non-zero; false after 20 s.
+static bool await_flag(_Atomic uint32_t *flag)
+{
+    int64_t end = plk_clock_now_ns() + 20000 * MS;
+    while (atomic_load(flag) == 0) {
+        if (plk_clock_now_ns() >= end)
+            return false;
+        sleep_ns(100 * 1000);
+    }
+    return true;
+}
+
+static void stuck_start(struct stuck *s, const void *address)
+{
+    *s = (struct stuck){ .address = address };
+    spawn(&s->thread, 1, stuck_main, s, 0);
+    ck_assert_msg(await_flag(&s->in), "the holder never got the bucket");
+}
+
+// The holder releases the bucket lock, running the wake-ups posted
+// meanwhile, and is joined.
+static void stuck_release(struct stuck *s)
+{
+    atomic_store(&s->let_go, 1);
+    plk_futex_wake(&s->let_go, 1);
+    join(&s->thread, 1);
+    ck_assert_int_eq(s->result, PLK_PARK_AGAIN);
+}
+
+static bool holder_holds_within(struct holder *h, int64_t ns)
+{
+    int64_t end = plk_clock_now_ns() + ns;
+    while (!atomic_load(&h->held)) {
+        if (plk_clock_now_ns() >= end)
+            return false;
+        sleep_ns(100 * 1000);
+    }
+    return true;
+}
+
+// An unlock that cannot take the bucket (its holder is stuck, a nested
+// handler waits) releases the word at once, keeping PARKED, and posts the
+// wake-up: the parked waiter gets the mutex once the holder lets go.
+START_TEST(mutex_unlock_releases_word_when_bucket_stuck)
+{
+    struct plk_mutex m = PLK_MUTEX_INIT;
+    struct holder h;
+    struct stuck s;
+    plk_mutex_lock(&m);
+    holder_spawn(&h, &m);
+    await_parked(1);
+    ck_assert_uint_eq(word_of(&m), LOCKED_PARKED);
+    stuck_start(&s, &m);
+    plk_parking_lot_nested_wait_begin();
+
+    plk_mutex_unlock(&m);
+    ck_assert_uint_eq(word_of(&m), PLK_MUTEX_PARKED);
+    // Free right away: anyone may take it (and its unlock posts again).
+    ck_assert(plk_mutex_trylock(&m));
+    ck_assert_uint_eq(word_of(&m), LOCKED_PARKED);
+    plk_mutex_unlock(&m);
+    ck_assert_uint_eq(word_of(&m), PLK_MUTEX_PARKED);
+    // The waiter still sleeps: its wake-up waits for the bucket.
+    sleep_ns(20 * MS);
+    ck_assert(!atomic_load(&h.held));
+
+    plk_parking_lot_nested_wait_end();
+    stuck_release(&s);
+    ck_assert_msg(holder_holds_within(&h, 20000 * MS), "the posted wake-up was lost");
+    // It was the only waiter: the posted wake-up cleared PARKED.
+    ck_assert_uint_eq(word_of(&m), PLK_MUTEX_LOCKED);
+    holder_stop(&h);
+    ck_assert_uint_eq(word_of(&m), 0);
+    ck_assert_uint_eq(plk_parking_lot_parked_threads(), 0);
+}
+END_TEST
+
+/* A locker with an observer, reporting whether it got the mutex. */
+struct observed_locker {
+    pthread_t thread;
+    struct plk_mutex *m;
+    const struct plk_deadline *deadline;
+    struct plk_mutex_wait wait;
+    _Atomic uint32_t done;
+    bool got; // valid once done
+};
+
+static void *observed_locker_main(void *arg)
+{
+    struct observed_locker *l = arg;
+    l->wait.since_ns = plk_clock_now_ns();
+    l->got = plk_mutex_lock_slow(l->m, l->deadline, &l->wait);
+    if (l->got)
+        plk_mutex_unlock(l->m);
+    atomic_store(&l->done, 1);
+    return NULL;
+}
+
+// While the mutex's bucket is stuck, a locker cannot park (BUSY): it polls,
+// and gets the mutex as soon as the owner unlocks -- before the bucket is
+// free again. It never counts as parked. A timed one gives up at its
+// deadline. _i: 0 untimed, 1 timed (and the owner never unlocks in time).
+START_TEST(mutex_lock_polls_while_bucket_stuck)
+{
+    bool timed = _i == 1;
+    struct plk_mutex m = PLK_MUTEX_INIT;
+    struct stuck s;
+    struct plk_deadline d = deadline_in(CLOCK_MONOTONIC, 100 * MS);
+    struct observed_locker l = { .m = &m, .deadline = timed ? &d : NULL };
+    plk_mutex_lock(&m);
+    stuck_start(&s, &m);
+    plk_parking_lot_nested_wait_begin();
+    spawn(&l.thread, 1, observed_locker_main, &l, 0);
+    if (timed) {
+        ck_assert_msg(await_flag(&l.done), "timed lock ignored its deadline");
+        join(&l.thread, 1);
+        ck_assert(!l.got);
+        check_timed_out_in_time(&d, plk_clock_now_ns());
+        plk_mutex_unlock(&m);
+    } else {
+        // It marked the word PARKED before trying to park.
+        int64_t end = plk_clock_now_ns() + 20000 * MS;
+        while (word_of(&m) != LOCKED_PARKED) {
+            ck_assert_msg(plk_clock_now_ns() < end, "the locker never tried to park");
+            sleep_ns(100 * 1000);
+        }
+        ck_assert(!atomic_load(&l.done));
+        plk_mutex_unlock(&m);
+        ck_assert_msg(await_flag(&l.done), "the locker waited for the bucket");
+        join(&l.thread, 1);
+        ck_assert(l.got);
+    }
+    ck_assert(!l.wait.parked);
+    plk_parking_lot_nested_wait_end();
+    stuck_release(&s);
+    // PARKED may be left behind; the next unlock that finds nobody clears it.
+    plk_mutex_lock(&m);
+    plk_mutex_unlock(&m);
+    ck_assert_uint_eq(word_of(&m), 0);
+    ck_assert_uint_eq(plk_parking_lot_parked_threads(), 0);
+}
+END_TEST
+
+/* The scenario the rules exist for. This thread is in a bucket critical
+ * section (a validate callback) when a "signal handler" (the callback's
+ * body) locks a mutex that another thread owns: it polls instead of
+ * parking, announcing itself. The owner, before unlocking, unparks an
+ * address of that very bucket: it must give up rather than wait for a
+ * bucket that cannot be released before its own unlock. */
+struct handler_scene {
+    struct plk_mutex m;
+    uint32_t address;               // the bucket this thread holds
+    _Atomic uint32_t owner_holds;   // the owner has the mutex
+    _Atomic uint32_t in_handler;    // the handler is about to lock
+    size_t owner_unpark;            // what the owner's unpark returned
+    bool handler_busy_here;
+    bool handler_got;               // held the mutex after lock returned
+};
+
+static void *owner_main(void *arg)
+{
+    struct handler_scene *h = arg;
+    plk_mutex_lock(&h->m);
+    atomic_store(&h->owner_holds, 1);
+    while (atomic_load(&h->in_handler) == 0)
+        sleep_ns(100 * 1000);
+    h->owner_unpark = plk_unpark_one(&h->address, NULL, NULL);
+    plk_mutex_unlock(&h->m);
+    return NULL;
+}
+
+static bool handler(void *ctx)
+{
+    struct handler_scene *h = ctx;
+    h->handler_busy_here = plk_parking_lot_busy_here();
+    atomic_store(&h->in_handler, 1);
+    plk_mutex_lock(&h->m);
+    h->handler_got = plk_mutex_is_locked(&h->m);
+    plk_mutex_unlock(&h->m);
+    return false;
+}
+
+START_TEST(mutex_nested_handler_waits_without_deadlock)
+{
+    static struct handler_scene h = { .m = PLK_MUTEX_INIT };
+    pthread_t owner;
+    spawn(&owner, 1, owner_main, &h, 0);
+    ck_assert(await_flag(&h.owner_holds));
+    const struct plk_park_ops ops = { .validate = handler, .ctx = &h };
+    // A deadlock here trips the test case's timeout.
+    ck_assert_int_eq(plk_park_ex(&h.address, &ops, NULL, NULL, NULL), PLK_PARK_AGAIN);
+    join(&owner, 1);
+    ck_assert(h.handler_busy_here);
+    ck_assert(h.handler_got);
+    ck_assert_uint_eq(h.owner_unpark, PLK_UNPARK_GAVE_UP);
+    ck_assert_uint_eq(word_of(&h.m), 0);
+    ck_assert_uint_eq(plk_parking_lot_parked_threads(), 0);
+}
+END_TEST
+
+/* A handler nested in this thread's section on the mutex's own bucket
+ * unlocks the mutex: the unpark cannot even try that bucket, so the word is
+ * released and the wake-up posted; this thread's own release of the bucket
+ * then runs it. */
+struct nested_unlock {
+    struct plk_mutex m;
+    struct holder *waiter;
+    uint32_t word_after; // the mutex word right after the unlock
+    bool waiter_held;    // the waiter had the mutex before we left
+};
+
+static bool unlock_in_handler(void *ctx)
+{
+    struct nested_unlock *n = ctx;
+    plk_mutex_unlock(&n->m);
+    n->word_after = word_of(&n->m);
+    sleep_ns(20 * MS);
+    n->waiter_held = atomic_load(&n->waiter->held);
+    return false;
+}
+
+START_TEST(mutex_unlock_in_nested_section_posts_wakeup)
+{
+    static struct nested_unlock n = { .m = PLK_MUTEX_INIT };
+    struct holder h;
+    n.waiter = &h;
+    plk_mutex_lock(&n.m);
+    holder_spawn(&h, &n.m);
+    await_parked(1);
+    const struct plk_park_ops ops = { .validate = unlock_in_handler, .ctx = &n };
+    ck_assert_int_eq(plk_park_ex(&n.m, &ops, NULL, NULL, NULL), PLK_PARK_AGAIN);
+    ck_assert_uint_eq(n.word_after, PLK_MUTEX_PARKED);
+    ck_assert(!n.waiter_held);
+    ck_assert_msg(holder_holds_within(&h, 20000 * MS), "the posted wake-up was lost");
+    holder_stop(&h);
+    ck_assert_uint_eq(word_of(&n.m), 0);
+    ck_assert_uint_eq(plk_parking_lot_parked_threads(), 0);
+}
+END_TEST
+
 /* ---- suite -------------------------------------------------------------- */
 
 Suite *mutex_suite(void)
@@ -662,6 +940,14 @@ Suite *mutex_suite(void)
     tc = tcase_create("lifetime");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, mutex_freed_right_after_unlock);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("stuck bucket");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, mutex_unlock_releases_word_when_bucket_stuck);
+    tcase_add_loop_test(tc, mutex_lock_polls_while_bucket_stuck, 0, 2);
+    tcase_add_test(tc, mutex_nested_handler_waits_without_deadlock);
+    tcase_add_test(tc, mutex_unlock_in_nested_section_posts_wakeup);
     suite_add_tcase(s, tc);
 
     return s;

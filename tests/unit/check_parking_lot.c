@@ -1,4 +1,5 @@
-// Unit tests for core/parking_lot.c: park, unpark, requeue, growth and fork.
+// Unit tests for core/parking_lot.c: park, unpark, requeue, growth, fork, and
+// the signal-handler rules (stuck buckets, nested sections, posted wake-ups).
 //
 // Most tests park helper threads with plk_park_ex and a before_sleep callback
 // that flags "queued": once the flag is up the thread is in its queue, so the
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "futex.h"
 #include "helpers.h"
 #include "parking_lot.h"
 #include "suites.h"
@@ -1289,6 +1291,808 @@ START_TEST(fork_with_parked_threads)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------
+ * Stuck buckets: the signal-handler rules (parking_lot.h, "Signal handlers").
+ *
+ * A stuck holder is a thread parked on an address whose validate callback
+ * blocks until the test lets go: meanwhile it holds that address's bucket
+ * lock, as a thread would whose signal handler waits for a mutex. The test
+ * thread stands in for that handler's announcement with
+ * plk_parking_lot_nested_wait_begin/end.
+ */
+
+// The bucket of `address` in the current table, by the lot's Fibonacci hash
+// (parking_lot.c): only to pick addresses that share a bucket, or do not.
+static size_t bucket_of(const void *address)
+{
+    unsigned log2 = (unsigned)__builtin_ctzll(plk_parking_lot_table_size());
+    return (size_t)(((uint64_t)(uintptr_t)address * 0x9E3779B97F4A7C15ull) >>
+                    (64 - log2));
+}
+
+#define BUCKET_POOL (1u << 14)
+static uint32_t bucket_pool[BUCKET_POOL];
+
+// The `nth` (from 0) address of the pool other than `a` that is in a's
+// bucket (same) or not (!same).
+static const void *nth_address_near(const void *a, bool same, size_t nth)
+{
+    for (size_t i = 0; i < BUCKET_POOL; i++) {
+        const void *x = &bucket_pool[i];
+        if (x != a && (bucket_of(x) == bucket_of(a)) == same && nth-- == 0)
+            return x;
+    }
+    ck_abort_msg("no address %s the bucket of %p", same ? "in" : "out of", a);
+    return NULL;
+}
+
+static const void *bucket_mate(const void *a)
+{
+    return nth_address_near(a, true, 0);
+}
+
+static const void *elsewhere(const void *a, size_t nth)
+{
+    return nth_address_near(a, false, nth);
+}
+
+// An address of the pool in bucket `k` of the current table. Two buckets
+// are locked together in table order: this picks which comes first.
+static const void *address_in_bucket(size_t k)
+{
+    for (size_t i = 0; i < BUCKET_POOL; i++)
+        if (bucket_of(&bucket_pool[i]) == k)
+            return &bucket_pool[i];
+    ck_abort_msg("no address in bucket %zu", k);
+    return NULL;
+}
+
+struct stuck {
+    pthread_t thread;
+    const void *address;
+    _Atomic uint32_t in;     // validate is blocking: the bucket lock is held
+    _Atomic uint32_t let_go; // 1: validate returns (false: never queued)
+    enum plk_park_result result;
+};
+
+static bool block_in_validate(void *ctx)
+{
+    struct stuck *s = ctx;
+    atomic_store(&s->in, 1);
+    while (atomic_load(&s->let_go) == 0)
+        plk_futex_wait(&s->let_go, 0, NULL);
+    return false;
+}
+
+static void *stuck_main(void *arg)
+{
+    struct stuck *s = arg;
+    const struct plk_park_ops ops = { .validate = block_in_validate, .ctx = s };
+    s->result = plk_park_ex(s->address, &ops, NULL, NULL, NULL);
+    return NULL;
+}
+
+static bool stuck_in(const void *arg)
+{
+    return atomic_load(&((const struct stuck *)arg)->in) != 0;
+}
+
+// Returns once a thread holds the bucket lock of `address` and waits.
+static void stuck_start(struct stuck *s, const void *address)
+{
+    memset(s, 0, sizeof *s);
+    s->address = address;
+    spawn(&s->thread, 1, stuck_main, s, 0);
+    ck_assert_msg(poll_until(stuck_in, s), "the holder never got the bucket");
+}
+
+// Lets the holder release the bucket lock (running the notes posted
+// meanwhile, as any release does) and joins it.
+static void stuck_release(struct stuck *s)
+{
+    atomic_store(&s->let_go, 1);
+    plk_futex_wake(&s->let_go, 1);
+    join(&s->thread, 1);
+    ck_assert_int_eq(s->result, PLK_PARK_AGAIN);
+}
+
+static bool waiter_done(const void *arg)
+{
+    return atomic_load(&((const struct waiter *)arg)->done);
+}
+
+// `w` is woken (within PATIENCE_NS) with `token`.
+static void await_woken(struct waiter *w, uintptr_t token)
+{
+    ck_assert_msg(poll_until(waiter_done, w), "waiter never woken");
+    expect_woken(w, token);
+}
+
+// `w` stays parked a while: nothing that could wake it is on its way. (It
+// cannot pass by being slow: a wrong wake-up only makes it fail.)
+static void expect_still_parked(struct waiter *w)
+{
+    sleep_ns(20 * MS);
+    ck_assert(!atomic_load(&w->done));
+}
+
+/* One bucket operation, run by a thread of its own against a stuck bucket. */
+enum stuck_op { OP_PARK, OP_UNPARK_ONE, OP_UNPARK_ALL, OP_REQUEUE, N_OPS };
+static const char *const stuck_op_names[N_OPS] = { "park", "unpark_one",
+                                                   "unpark_all", "requeue" };
+
+// When the test announces a waiting nested handler.
+enum nested_when { NESTED_BEFORE, NESTED_WHILE_WAITING, NESTED_NEVER, N_WHEN };
+static const char *const nested_when_names[N_WHEN] = { "before", "while waiting",
+                                                       "never" };
+
+#define OP_TOKEN ((uintptr_t)0x5eed)
+
+struct stuck_call {
+    pthread_t thread;
+    enum stuck_op op;
+    const void *address;
+    const void *to; // requeue only
+    _Atomic bool done;
+    // Valid once done.
+    enum plk_park_result park;
+    size_t unparked;
+    struct plk_unpark_result requeue;
+    int validate_calls;
+    int callback_calls;
+};
+
+static bool call_validate(void *ctx)
+{
+    ((struct stuck_call *)ctx)->validate_calls++;
+    return false;
+}
+
+static uintptr_t call_fn(void *arg, const struct plk_unpark_result *r)
+{
+    (void)r;
+    ((struct stuck_call *)arg)->callback_calls++;
+    return OP_TOKEN;
+}
+
+static enum plk_requeue_op call_requeue_validate(void *arg)
+{
+    ((struct stuck_call *)arg)->validate_calls++;
+    return PLK_REQUEUE_UNPARK_ONE;
+}
+
+static uintptr_t call_requeue_callback(void *arg, enum plk_requeue_op op,
+                                       const struct plk_unpark_result *r)
+{
+    (void)op;
+    (void)r;
+    ((struct stuck_call *)arg)->callback_calls++;
+    return OP_TOKEN;
+}
+
+static void *stuck_call_main(void *arg)
+{
+    struct stuck_call *c = arg;
+    switch (c->op) {
+    case OP_PARK: {
+        const struct plk_park_ops ops = { .validate = call_validate, .ctx = c };
+        c->park = plk_park_ex(c->address, &ops, NULL, NULL, NULL);
+        break;
+    }
+    case OP_UNPARK_ONE:
+        c->unparked = plk_unpark_one(c->address, call_fn, c);
+        break;
+    case OP_UNPARK_ALL:
+        c->unparked = plk_unpark_all(c->address);
+        break;
+    case OP_REQUEUE:
+        c->requeue = plk_unpark_requeue(c->address, c->to, call_requeue_validate,
+                                        call_requeue_callback, c);
+        break;
+    case N_OPS:
+        break;
+    }
+    atomic_store(&c->done, true);
+    return NULL;
+}
+
+static bool call_done(const void *arg)
+{
+    return atomic_load(&((const struct stuck_call *)arg)->done);
+}
+
+/* A waiter W is parked on `word`, then a holder gets stuck in word's bucket
+ * and another thread runs one operation on `word`. With a nested handler
+ * announced (before the operation, or while it already waits for the
+ * bucket), the operation returns at once without the bucket: park BUSY
+ * without validating, unpark_one and requeue give up without their
+ * callbacks and leave W parked, unpark_all returns 0 and posts its wake-up,
+ * which W gets when the holder lets go. With no handler announced the
+ * operation waits for the holder and then succeeds. _i: op + N_OPS * when. */
+START_TEST(op_on_stuck_bucket)
+{
+    enum stuck_op op = (enum stuck_op)(_i % N_OPS);
+    enum nested_when when = (enum nested_when)(_i / N_OPS);
+    // The requeue's target comes after the stuck bucket in table order.
+    const void *word = address_in_bucket(1);
+    struct waiter w;
+    struct stuck s;
+    struct stuck_call c = { .op = op, .address = word, .to = address_in_bucket(2) };
+    park_waiter(&w, word, NULL);
+    stuck_start(&s, word);
+
+    if (when == NESTED_BEFORE)
+        plk_parking_lot_nested_wait_begin();
+    spawn(&c.thread, 1, stuck_call_main, &c, 0);
+    if (when == NESTED_WHILE_WAITING) {
+        sleep_ns(20 * MS); // most likely asleep on the bucket lock by now
+        ck_assert_msg(!atomic_load(&c.done), "%s returned past a held bucket",
+                      stuck_op_names[op]);
+        plk_parking_lot_nested_wait_begin();
+    }
+
+    if (when == NESTED_NEVER) {
+        // It waits for the holder, however long.
+        sleep_ns(50 * MS);
+        ck_assert_msg(!atomic_load(&c.done), "%s did not wait for the bucket",
+                      stuck_op_names[op]);
+        stuck_release(&s);
+        ck_assert_msg(poll_until(call_done, &c), "%s never returned",
+                      stuck_op_names[op]);
+        join(&c.thread, 1);
+        switch (op) {
+        case OP_PARK:
+            ck_assert_int_eq(c.park, PLK_PARK_AGAIN);
+            ck_assert_int_eq(c.validate_calls, 1);
+            unpark_expect(word, &w, false);
+            break;
+        case OP_UNPARK_ONE:
+            ck_assert_uint_eq(c.unparked, 1);
+            ck_assert_int_eq(c.callback_calls, 1);
+            expect_woken(&w, OP_TOKEN);
+            break;
+        case OP_UNPARK_ALL:
+            ck_assert_uint_eq(c.unparked, 1);
+            expect_woken(&w, PLK_TOKEN_NORMAL);
+            break;
+        case OP_REQUEUE:
+            ck_assert(!c.requeue.gave_up);
+            ck_assert_uint_eq(c.requeue.unparked, 1);
+            ck_assert_int_eq(c.validate_calls, 1);
+            ck_assert_int_eq(c.callback_calls, 1);
+            expect_woken(&w, OP_TOKEN);
+            break;
+        case N_OPS:
+            break;
+        }
+    } else {
+        // It gives up while the holder still holds the bucket.
+        ck_assert_msg(poll_until(call_done, &c), "%s (nested %s) waited for the bucket",
+                      stuck_op_names[op], nested_when_names[when]);
+        join(&c.thread, 1);
+        ck_assert_int_eq(c.validate_calls, 0);
+        ck_assert_int_eq(c.callback_calls, 0);
+        switch (op) {
+        case OP_PARK:
+            ck_assert_int_eq(c.park, PLK_PARK_BUSY);
+            break;
+        case OP_UNPARK_ONE:
+            ck_assert_uint_eq(c.unparked, PLK_UNPARK_GAVE_UP);
+            break;
+        case OP_UNPARK_ALL:
+            ck_assert_uint_eq(c.unparked, 0);
+            break;
+        case OP_REQUEUE:
+            ck_assert(c.requeue.gave_up);
+            ck_assert_uint_eq(c.requeue.unparked, 0);
+            ck_assert_uint_eq(c.requeue.requeued, 0);
+            break;
+        case N_OPS:
+            break;
+        }
+        expect_still_parked(&w);
+        plk_parking_lot_nested_wait_end();
+        stuck_release(&s);
+        if (op == OP_UNPARK_ALL) {
+            await_woken(&w, PLK_TOKEN_NORMAL); // the posted wake-up
+        } else {
+            // Nothing was done or posted: W is still first on `word`.
+            expect_still_parked(&w);
+            unpark_expect(word, &w, false);
+        }
+    }
+    unpark_expect_none(word);
+    unpark_expect_none(c.to);
+    ck_assert_uint_eq(plk_parking_lot_parked_threads(), 0);
+}
+END_TEST
+
+// A requeue gives up when its target's bucket is the stuck one, too: the
+// waiter stays on `from`, and the callbacks do not run.
+START_TEST(requeue_gives_up_when_target_bucket_stuck)
+{
+    static uint32_t to;
+    const void *from = elsewhere(&to, 0);
+    struct waiter w;
+    struct stuck s;
+    park_waiter(&w, from, NULL);
+    stuck_start(&s, &to);
+    plk_parking_lot_nested_wait_begin();
+    struct requeue_probe probe = { .op = PLK_REQUEUE_REQUEUE_ALL };
+    struct plk_unpark_result r =
+        plk_unpark_requeue(from, &to, choose_op, log_requeue, &probe);
+    ck_assert(r.gave_up);
+    ck_assert_uint_eq(r.unparked + r.requeued, 0);
+    ck_assert_int_eq(probe.validate_calls, 0);
+    ck_assert_int_eq(probe.callback_calls, 0);
+    plk_parking_lot_nested_wait_end();
+    stuck_release(&s);
+
+    // Still on `from`: now the same requeue moves it.
+    r = plk_unpark_requeue(from, &to, choose_op, log_requeue, &probe);
+    ck_assert(!r.gave_up);
+    ck_assert_uint_eq(r.requeued, 1);
+    ck_assert_int_eq(probe.validate_calls, 1);
+    ck_assert_int_eq(probe.callback_calls, 1);
+    unpark_expect_none(from);
+    unpark_expect(&to, &w, false);
+}
+END_TEST
+
+/* Without a nested handler announced, a requeue waits for a held bucket --
+ * whichever of its two buckets that is. They are locked in table order;
+ * _i = 0: the held one comes first, _i = 1: second, i.e. the requeue holds
+ * the other bucket already when it reaches the held one. */
+START_TEST(requeue_waits_for_either_bucket)
+{
+    bool held_second = _i == 1;
+    const void *from = address_in_bucket(held_second ? 2 : 1);
+    const void *to = address_in_bucket(held_second ? 1 : 2);
+    struct waiter w;
+    struct stuck s;
+    struct stuck_call c = { .op = OP_REQUEUE, .address = from, .to = to };
+    park_waiter(&w, from, NULL);
+    stuck_start(&s, from);
+    spawn(&c.thread, 1, stuck_call_main, &c, 0);
+    sleep_ns(50 * MS);
+    ck_assert_msg(!atomic_load(&c.done), "requeue did not wait (gave_up %d)",
+                  (int)c.requeue.gave_up);
+    stuck_release(&s);
+    ck_assert_msg(poll_until(call_done, &c), "requeue never returned");
+    join(&c.thread, 1);
+    ck_assert(!c.requeue.gave_up);
+    ck_assert_uint_eq(c.requeue.unparked, 1);
+    ck_assert_int_eq(c.validate_calls, 1);
+    ck_assert_int_eq(c.callback_calls, 1);
+    expect_woken(&w, OP_TOKEN);
+    unpark_expect_none(from);
+    unpark_expect_none(to);
+}
+END_TEST
+
+/* A park or unpark that merely waits its turn is not a nested handler:
+ * with nobody announced, a busy bucket is never given up on. Many threads
+ * hammer one bucket with short critical sections; no BUSY or GAVE_UP. */
+struct no_give_up {
+    uint32_t word;
+    _Atomic bool stop;
+    _Atomic int busy, gave_up, rounds;
+};
+
+static void *no_give_up_main(void *arg)
+{
+    struct no_give_up *n = arg;
+    const struct plk_park_ops no_ops = { 0 };
+    while (!atomic_load(&n->stop)) {
+        struct plk_deadline d = plk_deadline_after_ns(20 * US);
+        if (plk_park_ex(&n->word, &no_ops, &d, NULL, NULL) == PLK_PARK_BUSY)
+            atomic_fetch_add(&n->busy, 1);
+        if (plk_unpark_one(&n->word, NULL, NULL) == PLK_UNPARK_GAVE_UP)
+            atomic_fetch_add(&n->gave_up, 1);
+        if (plk_unpark_requeue(&n->word, &n->word, NULL, NULL, NULL).gave_up)
+            atomic_fetch_add(&n->gave_up, 1);
+        atomic_fetch_add(&n->rounds, 1);
+    }
+    return NULL;
+}
+
+START_TEST(contention_alone_never_gives_up)
+{
+    enum { THREADS = 4 };
+    static struct no_give_up n;
+    pthread_t t[THREADS];
+    spawn(t, THREADS, no_give_up_main, &n, 0);
+    sleep_ns(300 * MS);
+    atomic_store(&n.stop, true);
+    join(t, THREADS);
+    ck_assert_int_gt(atomic_load(&n.rounds), 0);
+    ck_assert_int_eq(atomic_load(&n.busy), 0);
+    ck_assert_int_eq(atomic_load(&n.gave_up), 0);
+    ck_assert_uint_eq(plk_parking_lot_parked_threads(), 0);
+}
+END_TEST
+
+/* ---- code running under a bucket lock (a nested handler) ---- */
+
+/* What a "handler" sees when it runs inside this thread's own bucket
+ * critical section: here, a validate callback of a park on `own`. Results
+ * are recorded and checked after the park returns (the bucket lock must not
+ * be held across a failing assertion). */
+struct nested_probe {
+    const void *own;          // the bucket we are in
+    const void *mate;         // another address in that bucket
+    const void *other;        // elsewhere; `on_other` waits there
+    const void *other_from;   // elsewhere, nobody parked
+    const void *other_to;     // elsewhere, nobody parked
+    struct waiter *on_own;    // parked on `own`
+    struct waiter *on_other;  // parked on `other`
+    bool busy_here;
+    size_t own_unpark, mate_unpark, other_unpark, own_unpark_all;
+    struct unpark_log own_log, mate_log, other_log;
+    struct park_probe own_park_probe, mate_park_probe;
+    enum plk_park_result own_park, mate_park;
+    struct requeue_probe own_requeue_probe;
+    struct plk_unpark_result own_requeue;
+    struct requeue_spy other_requeue_spy;
+    struct plk_unpark_result other_requeue;
+    bool on_own_done_inside;
+};
+
+static bool run_nested(void *ctx)
+{
+    struct nested_probe *p = ctx;
+    p->busy_here = plk_parking_lot_busy_here();
+    p->own_unpark = plk_unpark_one(p->own, log_unpark, &p->own_log);
+    p->mate_unpark = plk_unpark_one(p->mate, log_unpark, &p->mate_log);
+    p->other_unpark = plk_unpark_one(p->other, log_unpark, &p->other_log);
+
+    const struct plk_park_ops own_ops = { .validate = refuse,
+                                          .ctx = &p->own_park_probe };
+    const struct plk_park_ops mate_ops = { .validate = refuse,
+                                           .ctx = &p->mate_park_probe };
+    p->own_park = plk_park_ex(p->own, &own_ops, NULL, NULL, NULL);
+    p->mate_park = plk_park_ex(p->mate, &mate_ops, NULL, NULL, NULL);
+
+    p->own_requeue_probe.op = PLK_REQUEUE_UNPARK_ALL;
+    p->own_requeue = plk_unpark_requeue(p->own, p->other_to, choose_op, log_requeue,
+                                        &p->own_requeue_probe);
+    p->other_requeue = plk_unpark_requeue(p->other_from, p->other_to, spy_validate,
+                                          spy_callback, &p->other_requeue_spy);
+
+    // Posted: on_own is woken only after we release the bucket.
+    p->own_unpark_all = plk_unpark_all(p->own);
+    p->on_own_done_inside = atomic_load(&p->on_own->done);
+    return false;
+}
+
+START_TEST(nested_section_only_tries_bucket_locks)
+{
+    static uint32_t own;
+    struct waiter on_own, on_other;
+    struct nested_probe p = {
+        .own = &own,
+        .mate = bucket_mate(&own),
+        .other = elsewhere(&own, 0),
+        .other_from = elsewhere(&own, 1),
+        .other_to = elsewhere(&own, 2),
+        .on_own = &on_own,
+        .on_other = &on_other,
+    };
+    park_waiter(&on_own, &own, NULL);
+    park_waiter(&on_other, p.other, NULL);
+    ck_assert(!plk_parking_lot_busy_here());
+
+    const struct plk_park_ops ops = { .validate = run_nested, .ctx = &p };
+    ck_assert_int_eq(plk_park_ex(&own, &ops, NULL, NULL, NULL), PLK_PARK_AGAIN);
+    ck_assert(!plk_parking_lot_busy_here());
+    ck_assert(p.busy_here);
+
+    // Our own bucket: given up at once, nothing run.
+    ck_assert_uint_eq(p.own_unpark, PLK_UNPARK_GAVE_UP);
+    ck_assert_int_eq(p.own_log.calls, 0);
+    ck_assert_uint_eq(p.mate_unpark, PLK_UNPARK_GAVE_UP);
+    ck_assert_int_eq(p.mate_log.calls, 0);
+    ck_assert_int_eq(p.own_park, PLK_PARK_BUSY);
+    ck_assert_int_eq(p.own_park_probe.validate_calls, 0);
+    ck_assert_int_eq(p.mate_park, PLK_PARK_BUSY);
+    ck_assert_int_eq(p.mate_park_probe.validate_calls, 0);
+    ck_assert(p.own_requeue.gave_up);
+    ck_assert_int_eq(p.own_requeue_probe.validate_calls, 0);
+    ck_assert_int_eq(p.own_requeue_probe.callback_calls, 0);
+    ck_assert_uint_eq(p.own_unpark_all, 0);
+    ck_assert(!p.on_own_done_inside);
+
+    // Other buckets: as usual.
+    ck_assert_uint_eq(p.other_unpark, 1);
+    ck_assert_int_eq(p.other_log.calls, 1);
+    ck_assert_ptr_eq(p.other_log.seen.park_arg, &on_other);
+    expect_woken(&on_other, (uintptr_t)&on_other);
+    ck_assert(!p.other_requeue.gave_up);
+    ck_assert_int_eq(p.other_requeue_spy.validate_calls, 0);
+    ck_assert_int_eq(p.other_requeue_spy.callback_calls, 1);
+    ck_assert_int_eq(p.other_requeue_spy.callback_op, PLK_REQUEUE_ABORT);
+
+    // The posted unpark_all ran when the park released our bucket.
+    await_woken(&on_own, PLK_TOKEN_NORMAL);
+    unpark_expect_none(&own);
+    unpark_expect_none(p.other_to);
+    ck_assert_uint_eq(plk_parking_lot_parked_threads(), 0);
+}
+END_TEST
+
+/* ---- postponing until the thread holds no bucket lock ---- */
+
+static struct {
+    int calls;
+    bool busy_at_call; // plk_parking_lot_busy_here() inside the last call
+} when_free_log;
+
+static void when_free_fn(void)
+{
+    when_free_log.calls++;
+    when_free_log.busy_at_call = plk_parking_lot_busy_here();
+}
+
+struct postponer {
+    const void *other;  // another bucket, locked and released meanwhile
+    int calls_inside;   // when_free_fn calls seen before leaving
+};
+
+static bool postpone_in_validate(void *ctx)
+{
+    struct postponer *p = ctx;
+    plk_parking_lot_call_when_free(when_free_fn);
+    // Taking and releasing another bucket leaves ours held: not yet.
+    plk_unpark_one(p->other, NULL, NULL);
+    p->calls_inside = when_free_log.calls;
+    return false;
+}
+
+static uintptr_t postpone_in_requeue(void *arg, enum plk_requeue_op op,
+                                     const struct plk_unpark_result *r)
+{
+    (void)op;
+    (void)r;
+    plk_parking_lot_call_when_free(when_free_fn);
+    *(int *)arg = when_free_log.calls;
+    return PLK_TOKEN_NORMAL;
+}
+
+// A function registered under a bucket lock runs once, right after the
+// thread's last bucket lock is released: not under an inner one, not again.
+START_TEST(call_when_free_runs_after_last_release)
+{
+    static uint32_t word;
+    struct postponer p = { .other = elsewhere(&word, 0) };
+    const struct plk_park_ops ops = { .validate = postpone_in_validate, .ctx = &p };
+    ck_assert_int_eq(plk_park_ex(&word, &ops, NULL, NULL, NULL), PLK_PARK_AGAIN);
+    ck_assert_int_eq(p.calls_inside, 0);
+    ck_assert_int_eq(when_free_log.calls, 1);
+    ck_assert(!when_free_log.busy_at_call);
+
+    // Once only.
+    unpark_expect_none(&word);
+    ck_assert_int_eq(when_free_log.calls, 1);
+
+    // Under a pair of bucket locks: after both are released.
+    int calls_inside = -1;
+    struct plk_unpark_result r =
+        plk_unpark_requeue(&word, elsewhere(&word, 1), NULL, postpone_in_requeue,
+                           &calls_inside);
+    ck_assert(!r.gave_up);
+    ck_assert_int_eq(calls_inside, 1);
+    ck_assert_int_eq(when_free_log.calls, 2);
+    ck_assert(!when_free_log.busy_at_call);
+}
+END_TEST
+
+/* ---- posted wake-ups ---- */
+
+#define POSTED_TOKEN_BASE ((uintptr_t)0x70000)
+
+// The posted wake-ups' fn: all calls logged; the token names the first
+// woken waiter (its park_arg) plus a marker.
+static struct {
+    int calls;
+    const void *arg[8];
+    struct plk_unpark_result seen[8];
+} posted;
+
+static uintptr_t log_posted(void *arg, const struct plk_unpark_result *r)
+{
+    if (posted.calls < 8) {
+        posted.arg[posted.calls] = arg;
+        posted.seen[posted.calls] = *r;
+    }
+    posted.calls++;
+    return POSTED_TOKEN_BASE + (uintptr_t)r->park_arg;
+}
+
+START_TEST(post_wake_runs_when_holder_releases)
+{
+    static uint32_t word;
+    const void *mate = bucket_mate(&word);
+    struct waiter w;
+    struct stuck s;
+    park_waiter(&w, &word, NULL);
+    stuck_start(&s, &word);
+    plk_parking_lot_post_wake(&word, false, log_posted);
+    plk_parking_lot_post_wake(mate, false, log_posted); // nobody there
+    // The bucket is held: nothing ran, nobody woke.
+    expect_still_parked(&w);
+    ck_assert_int_eq(posted.calls, 0);
+
+    stuck_release(&s);
+    await_woken(&w, POSTED_TOKEN_BASE + (uintptr_t)&w);
+    // fn ran once, for `word` (where a thread was found), not for `mate`.
+    ck_assert_int_eq(posted.calls, 1);
+    ck_assert_ptr_eq(posted.arg[0], &word);
+    ck_assert_uint_eq(posted.seen[0].unparked, 1);
+    ck_assert_ptr_eq(posted.seen[0].park_arg, &w);
+    ck_assert(!posted.seen[0].has_more_waiters);
+
+    // Both notes are spent: later waiters are not woken by them.
+    struct waiter later, later_mate;
+    park_waiter(&later, &word, NULL);
+    park_waiter(&later_mate, mate, NULL);
+    expect_still_parked(&later);
+    expect_still_parked(&later_mate);
+    ck_assert_int_eq(posted.calls, 1);
+    unpark_expect(&word, &later, false);
+    unpark_expect(mate, &later_mate, false);
+}
+END_TEST
+
+START_TEST(post_wake_on_free_bucket_runs_at_once)
+{
+    static uint32_t word, empty;
+    struct waiter w;
+    park_waiter(&w, &word, NULL);
+    plk_parking_lot_post_wake(&word, false, log_posted);
+    // Done before post_wake returned.
+    ck_assert_int_eq(posted.calls, 1);
+    ck_assert_ptr_eq(posted.arg[0], &word);
+    expect_woken(&w, POSTED_TOKEN_BASE + (uintptr_t)&w);
+
+    // Nobody parked: fn does not run, and nothing is remembered.
+    plk_parking_lot_post_wake(&empty, false, log_posted);
+    plk_parking_lot_post_wake(&empty, true, log_posted);
+    ck_assert_int_eq(posted.calls, 1);
+    struct waiter later;
+    park_waiter(&later, &empty, NULL);
+    expect_still_parked(&later);
+    unpark_expect(&empty, &later, false);
+}
+END_TEST
+
+// Two wake-ups posted for one address while its bucket is stuck wake two
+// of its waiters, in FIFO order; the third stays parked.
+START_TEST(post_wake_twice_wakes_two)
+{
+    static uint32_t word;
+    struct waiter ws[3];
+    struct stuck s;
+    park_waiters(ws, 3, &word);
+    stuck_start(&s, &word);
+    plk_parking_lot_post_wake(&word, false, log_posted);
+    plk_parking_lot_post_wake(&word, false, log_posted);
+    expect_still_parked(&ws[0]);
+    stuck_release(&s);
+
+    ck_assert_msg(poll_until(waiter_done, &ws[0]) && poll_until(waiter_done, &ws[1]),
+                  "posted wake-ups lost");
+    size_t unparked = 0;
+    ck_assert_int_ge(posted.calls, 1);
+    ck_assert_int_le(posted.calls, 2);
+    for (int i = 0; i < posted.calls; i++) {
+        ck_assert_ptr_eq(posted.arg[i], &word);
+        unparked += posted.seen[i].unparked;
+    }
+    ck_assert_uint_eq(unparked, 2);
+    ck_assert(posted.seen[posted.calls - 1].has_more_waiters);
+    // Each got the token of the call that woke it.
+    ck_assert_int_eq(ws[0].result, PLK_PARK_OK);
+    ck_assert_int_eq(ws[1].result, PLK_PARK_OK);
+    join_waiter(&ws[0]);
+    join_waiter(&ws[1]);
+    ck_assert_uint_eq(ws[0].token, POSTED_TOKEN_BASE + (uintptr_t)&ws[0]);
+    ck_assert(ws[1].token == POSTED_TOKEN_BASE + (uintptr_t)&ws[0] ||
+              ws[1].token == POSTED_TOKEN_BASE + (uintptr_t)&ws[1]);
+    expect_still_parked(&ws[2]);
+    unpark_expect(&word, &ws[2], false);
+}
+END_TEST
+
+/* Many wake-ups posted for one address while its bucket is stuck take one
+ * note between them (more than there are note slots: without merging the
+ * poster would wait for a slot, i.e. for the stuck holder). */
+#define MANY_POSTS 200
+
+struct poster {
+    const void *address;
+    _Atomic bool done;
+};
+
+static void *poster_main(void *arg)
+{
+    struct poster *p = arg;
+    for (int i = 0; i < MANY_POSTS; i++)
+        plk_parking_lot_post_wake(p->address, false, log_posted);
+    atomic_store(&p->done, true);
+    return NULL;
+}
+
+static bool poster_done(const void *arg)
+{
+    return atomic_load(&((const struct poster *)arg)->done);
+}
+
+START_TEST(post_wake_merges_per_address)
+{
+    static uint32_t word;
+    struct waiter ws[3];
+    struct stuck s;
+    struct poster p = { .address = &word };
+    pthread_t t;
+    park_waiters(ws, 3, &word);
+    stuck_start(&s, &word);
+    spawn(&t, 1, poster_main, &p, 0);
+    ck_assert_msg(poll_until(poster_done, &p), "posting waited for the stuck bucket");
+    join(&t, 1);
+    expect_still_parked(&ws[0]);
+    ck_assert_int_eq(posted.calls, 0);
+    stuck_release(&s);
+
+    // As many as there were waiters (fewer than the wake-ups posted).
+    for (int i = 0; i < 3; i++)
+        ck_assert_msg(poll_until(waiter_done, &ws[i]), "waiter %d not woken", i);
+    size_t unparked = 0;
+    for (int i = 0; i < posted.calls && i < 8; i++)
+        unparked += posted.seen[i].unparked;
+    ck_assert_uint_eq(unparked, 3);
+    for (int i = 0; i < 3; i++) {
+        join_waiter(&ws[i]);
+        ck_assert_int_eq(ws[i].result, PLK_PARK_OK);
+    }
+    // The surplus is not kept for later waiters.
+    struct waiter later;
+    park_waiter(&later, &word, NULL);
+    expect_still_parked(&later);
+    unpark_expect(&word, &later, false);
+}
+END_TEST
+
+// `all` wakes every waiter of the address -- and only of that address,
+// though a bucket-mate waits in the same queue.
+START_TEST(post_wake_all_wakes_every_waiter)
+{
+    static uint32_t word;
+    const void *mate = bucket_mate(&word);
+    struct waiter ws[3], bystander;
+    struct stuck s;
+    park_waiter(&ws[0], &word, NULL);
+    park_waiter(&bystander, mate, NULL);
+    park_waiter(&ws[1], &word, NULL);
+    park_waiter(&ws[2], &word, NULL);
+    stuck_start(&s, &word);
+    plk_parking_lot_nested_wait_begin();
+    plk_parking_lot_post_wake(&word, true, log_posted);
+    expect_still_parked(&ws[0]);
+    plk_parking_lot_nested_wait_end();
+    stuck_release(&s);
+
+    for (int i = 0; i < 3; i++)
+        await_woken(&ws[i], POSTED_TOKEN_BASE + (uintptr_t)&ws[0]);
+    ck_assert_int_eq(posted.calls, 1);
+    ck_assert_ptr_eq(posted.arg[0], &word);
+    ck_assert_uint_eq(posted.seen[0].unparked, 3);
+    ck_assert(!posted.seen[0].has_more_waiters);
+    expect_still_parked(&bystander);
+    unpark_expect(mate, &bystander, false);
+    unpark_expect_none(&word);
+}
+END_TEST
+
 Suite *parking_lot_suite(void)
 {
     Suite *s = suite_create("parking_lot");
@@ -1349,5 +2153,20 @@ Suite *parking_lot_suite(void)
     tcase_add_test(stress, timeout_never_loses_claimed_wakeup);
     tcase_add_test(stress, fork_with_parked_threads);
     suite_add_tcase(s, stress);
+
+    TCase *stuck = tcase_create("stuck bucket");
+    tcase_set_timeout(stuck, 60);
+    tcase_add_loop_test(stuck, op_on_stuck_bucket, 0, N_OPS * N_WHEN);
+    tcase_add_test(stuck, requeue_gives_up_when_target_bucket_stuck);
+    tcase_add_loop_test(stuck, requeue_waits_for_either_bucket, 0, 2);
+    tcase_add_test(stuck, contention_alone_never_gives_up);
+    tcase_add_test(stuck, nested_section_only_tries_bucket_locks);
+    tcase_add_test(stuck, call_when_free_runs_after_last_release);
+    tcase_add_test(stuck, post_wake_runs_when_holder_releases);
+    tcase_add_test(stuck, post_wake_on_free_bucket_runs_at_once);
+    tcase_add_test(stuck, post_wake_twice_wakes_two);
+    tcase_add_test(stuck, post_wake_merges_per_address);
+    tcase_add_test(stuck, post_wake_all_wakes_every_waiter);
+    suite_add_tcase(s, stuck);
     return s;
 }
