@@ -104,21 +104,39 @@ static bool is_default(const struct sigaction *sa)
 
 // sigaction for a hooked signal: SIG_DFL installs our handler, our handler
 // reads as SIG_DFL.
+// Our handler is installed with the program's mask and flags, so that a
+// query reads exactly what glibc would report for SIG_DFL.
+static void as_default(struct sigaction *sa)
+{
+    sa->sa_handler = SIG_DFL;
+}
+
 static int hooked_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
     struct sigaction ours, was;
     if (act && is_default(act)) {
-        fatal_action(&ours);
+        ours = *act;
+        ours.sa_handler = on_fatal_signal;
         act = &ours;
     }
     int r = next_sigaction(sig, act, &was);
     if (r == 0 && old) {
+        *old = was;
         if (is_fatal_action(&was))
-            set_default(old);
-        else
-            *old = was;
+            as_default(old);
     }
     return r;
+}
+
+// After glibc's signal() family set SIG_DFL on a hooked signal: our handler
+// again, with the flags and mask glibc chose.
+static void rehook(int sig)
+{
+    struct sigaction cur;
+    if (!hooked(sig) || next_sigaction(sig, NULL, &cur) != 0 || !is_default(&cur))
+        return;
+    cur.sa_handler = on_fatal_signal;
+    next_sigaction(sig, &cur, NULL);
 }
 
 static int plk_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
@@ -128,33 +146,19 @@ static int plk_sigaction(int sig, const struct sigaction *act, struct sigaction 
     int r = hooked(sig) ? hooked_sigaction(sig, call.act, old)
                         : next_sigaction(sig, call.act, old);
     int saved_errno = errno;
-    plk_wrap_end(&call, sig, act, r == 0, old);
+    plk_wrap_end(&call, sig, r == 0, old);
     errno = saved_errno;
     return r;
 }
 PLK_EXPORT_ALIAS(sigaction, plk_sigaction);
 
-// signal(), bsd_signal(), sysv_signal(): glibc implements them over its
-// internal sigaction, which the alias above does not see.
-static handler_fn hooked_signal(int sig, handler_fn handler, int flags, bool mask_self)
-{
-    struct sigaction act, old;
-    memset(&act, 0, sizeof act);
-    act.sa_handler = handler;
-    sigemptyset(&act.sa_mask);
-    if (mask_self)
-        sigaddset(&act.sa_mask, sig);
-    act.sa_flags = flags;
-    if (plk_sigaction(sig, &act, &old) != 0)
-        return SIG_ERR;
-    return old.sa_handler;
-}
-
+// signal(), bsd_signal(), sysv_signal(), ...: glibc implements them over
+// its internal sigaction, which the alias above does not see. So glibc's
+// runs (it alone knows siginterrupt()'s choices), then what it installed is
+// hooked or wrapped in place, keeping glibc's flags and mask.
 static void *_Atomic next_signal_slot, *_Atomic next_bsd_signal_slot,
     *_Atomic next_sysv_signal_slot, *_Atomic next___sysv_signal_slot;
 
-// Calls glibc's, which installs `handler` directly through its internal
-// sigaction, then wraps what it installed (handler_wrap.h).
 static handler_fn forward_signal(void *_Atomic *slot, const char *name, int sig,
                                  handler_fn handler)
 {
@@ -168,45 +172,35 @@ static handler_fn forward_signal(void *_Atomic *slot, const char *name, int sig,
     if (was == SIG_ERR)
         return SIG_ERR;
     int saved_errno = errno;
+    // Wrapped first: the dump hook is ours, never the program's handler.
     plk_wrap_installed(sig, (sigaction_fn)next_fn(&next_sigaction_slot, "sigaction"));
+    rehook(sig);
     errno = saved_errno;
     if (was == on_fatal_signal)
         return SIG_DFL; // sigset() on a hooked signal: ours reads as SIG_DFL
     return plk_wrap_translate_handler(was, previous);
 }
 
-// BSD semantics (glibc's signal with _DEFAULT_SOURCE): restartable, the
-// signal blocked in its handler.
 static handler_fn plk_signal(int sig, handler_fn handler)
 {
-    if (hooked(sig) && handler != SIG_ERR)
-        return hooked_signal(sig, handler, SA_RESTART, true);
     return forward_signal(&next_signal_slot, "signal", sig, handler);
 }
 PLK_EXPORT_ALIAS(signal, plk_signal);
 
 static handler_fn plk_bsd_signal(int sig, handler_fn handler)
 {
-    if (hooked(sig) && handler != SIG_ERR)
-        return hooked_signal(sig, handler, SA_RESTART, true);
     return forward_signal(&next_bsd_signal_slot, "bsd_signal", sig, handler);
 }
 PLK_EXPORT_ALIAS(bsd_signal, plk_bsd_signal);
 
-// System V semantics (signal() in strict ISO C programs): one-shot, not
-// blocked in its handler, not restartable.
 static handler_fn plk_sysv_signal(int sig, handler_fn handler)
 {
-    if (hooked(sig) && handler != SIG_ERR)
-        return hooked_signal(sig, handler, SA_RESETHAND | SA_NODEFER, false);
     return forward_signal(&next_sysv_signal_slot, "sysv_signal", sig, handler);
 }
 PLK_EXPORT_ALIAS(sysv_signal, plk_sysv_signal);
 
 static handler_fn plk___sysv_signal(int sig, handler_fn handler)
 {
-    if (hooked(sig) && handler != SIG_ERR)
-        return hooked_signal(sig, handler, SA_RESETHAND | SA_NODEFER, false);
     return forward_signal(&next___sysv_signal_slot, "__sysv_signal", sig, handler);
 }
 PLK_EXPORT_ALIAS(__sysv_signal, plk___sysv_signal);
@@ -216,8 +210,6 @@ static void *_Atomic next_ssignal_slot, *_Atomic next_sigset_slot;
 
 static handler_fn plk_ssignal(int sig, handler_fn handler)
 {
-    if (hooked(sig) && handler != SIG_ERR)
-        return hooked_signal(sig, handler, SA_RESTART, true);
     return forward_signal(&next_ssignal_slot, "ssignal", sig, handler);
 }
 PLK_EXPORT_ALIAS(ssignal, plk_ssignal);

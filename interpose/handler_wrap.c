@@ -17,7 +17,7 @@
 
 // The program's handler per signal: the function's address, with bit 63 set
 // for an SA_SIGINFO handler (user-space addresses on x86-64 stay below
-// 2^47); 0 when the signal is not wrapped. One word, so that the wrapper
+// 2^47); 0 until a handler is first wrapped. One word, so that the wrapper
 // never sees a handler with the other one's calling convention.
 #define SIGINFO_BIT ((uint64_t)1 << 63)
 static _Atomic uint64_t handlers[NSIG_MAX];
@@ -166,9 +166,7 @@ static void wrapper(int sig, siginfo_t *info, void *uc)
         return;
     uint64_t h = atomic_load_explicit(&handlers[sig], memory_order_acquire);
     void *fn = unpack(h);
-    // 0: the program switched to SIG_DFL or SIG_IGN while this signal was
-    // on its way; the kernel already chose us, so it is dropped.
-    if (fn == (void *)SIG_DFL || fn == (void *)SIG_IGN)
+    if (fn == (void *)SIG_DFL) // never recorded (cannot happen)
         return;
     // A handler installed without SA_SIGINFO gets the same three arguments
     // the kernel passes it (on x86-64 some rely on the ucontext).
@@ -181,7 +179,6 @@ void plk_wrap_begin(struct plk_wrap_call *call, int sig, const struct sigaction 
 {
     call->act = act;
     call->recorded = false;
-    call->rewrapped = false;
     if (sig <= 0 || sig >= NSIG_MAX) {
         call->previous = 0;
         return;
@@ -190,7 +187,6 @@ void plk_wrap_begin(struct plk_wrap_call *call, int sig, const struct sigaction 
         // Our wrapper, read with a raw syscall and put back: it still
         // stands for the handler we recorded.
         call->previous = atomic_load(&handlers[sig]);
-        call->rewrapped = true;
         return;
     }
     if (act && wrappable_action(sig, act)) {
@@ -219,8 +215,7 @@ static void translate_old(struct sigaction *old, uint64_t previous)
     }
 }
 
-void plk_wrap_end(struct plk_wrap_call *call, int sig, const struct sigaction *act,
-                  bool ok, struct sigaction *old)
+void plk_wrap_end(struct plk_wrap_call *call, int sig, bool ok, struct sigaction *old)
 {
     if (sig <= 0 || sig >= NSIG_MAX)
         return;
@@ -229,10 +224,11 @@ void plk_wrap_end(struct plk_wrap_call *call, int sig, const struct sigaction *a
             atomic_store(&handlers[sig], call->previous);
         return;
     }
-    // Installed something unwrapped: forgotten only now, so that a signal
-    // still on its way to the wrapper finds the handler it was sent to.
-    if (act && !call->recorded && !call->rewrapped)
-        atomic_store(&handlers[sig], 0);
+    // Something unwrapped (SIG_IGN, ...) leaves the recorded handler as it
+    // is: the kernel no longer calls the wrapper, unless the program puts
+    // back a wrapper it read with a raw rt_sigaction -- which then finds the
+    // handler it stands for. (A signal already on its way to the wrapper
+    // runs it too, as it would have without us.)
     if (old)
         translate_old(old, call->previous);
 }
@@ -258,10 +254,8 @@ void plk_wrap_installed(int sig, plk_sigaction_fn real_sigaction)
     struct sigaction cur;
     if (real_sigaction(sig, NULL, &cur) != 0 || is_wrapper(&cur))
         return; // e.g. sigset(SIG_HOLD): the handler stays as it was
-    if (!wrappable_action(sig, &cur)) {
-        atomic_store(&handlers[sig], 0);
-        return;
-    }
+    if (!wrappable_action(sig, &cur))
+        return; // the recorded handler stays (see plk_wrap_end)
     // Between glibc's install and this one the handler runs unwrapped,
     // exactly as without us.
     atomic_store(&handlers[sig], pack(&cur));

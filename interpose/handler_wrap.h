@@ -36,12 +36,10 @@ struct plk_wrap_call {
     struct sigaction wrapped;    // storage for a wrapped act
     uint64_t previous;           // the program's handler before this call
     bool recorded;               // act's handler was recorded as the program's
-    bool rewrapped;              // act is our wrapper itself (put back)
 };
 
 void plk_wrap_begin(struct plk_wrap_call *call, int sig, const struct sigaction *act);
-void plk_wrap_end(struct plk_wrap_call *call, int sig, const struct sigaction *act,
-                  bool ok, struct sigaction *old);
+void plk_wrap_end(struct plk_wrap_call *call, int sig, bool ok, struct sigaction *old);
 
 // For the signal() family, which glibc implements over its internal
 // sigaction: the program's handler for `sig` as the family returns it, if

@@ -514,9 +514,8 @@ static void errors(void)
 
 /* The signal() family. */
 
-static void family(void)
+static void family(int sig)
 {
-    const int sig = SIGUSR1;
     sigset_t self = set_of(sig, 0), usr2 = set_of(SIGUSR2, 0);
 
     check_context = "signal/bsd_signal/ssignal";
@@ -1087,9 +1086,8 @@ static ssize_t interrupted_read(int sig, int *err, pid_t *tid)
     return rd.result;
 }
 
-static void restart(void)
+static void restart(int sig)
 {
-    const int sig = SIGUSR1;
     int err;
     pid_t tid;
 
@@ -1311,6 +1309,28 @@ static void raw_installs(void)
     CHECK_EQ(raw_sigaction(sig, &k, NULL), 0);
     CHECK_ACTION(sig, SIG_DFL, 0, NULL);
     CHECK_EQ((void *)sigset(sig, SIG_DFL), (void *)SIG_DFL);
+
+    // An action saved with the raw call (whatever the kernel holds) and put
+    // back through sigaction after a change: the handler runs again.
+    check_context = "an action saved raw, restored through sigaction";
+    CHECK_EQ(install(sig, on_plain, SA_RESTART, NULL), 0);
+    struct ksigaction saved;
+    CHECK_EQ(raw_sigaction(sig, NULL, &saved), 0);
+    CHECK_EQ(install(sig, SIG_IGN, 0, NULL), 0);
+    {
+        struct sigaction back;
+        memset(&back, 0, sizeof back);
+        back.sa_handler = (void (*)(int))saved.handler;
+        back.sa_flags = (int)(saved.flags & ~(unsigned long)SA_RESTORER_);
+        sigemptyset(&back.sa_mask);
+        memcpy(&back.sa_mask, &saved.mask, sizeof saved.mask);
+        CHECK_EQ(sigaction(sig, &back, NULL), 0);
+    }
+    CHECK_ACTION(sig, on_plain, F(SA_RESTART), NULL);
+    forget_recs();
+    CHECK_EQ(raise(sig), 0);
+    CHECK_EQ(n_recs(), 1);
+    CHECK_EQ(recs[0].which, 1);
 #endif
     reset(sig);
 }
@@ -1445,12 +1465,17 @@ int main(int argc, char **argv)
     probe();
     readback();
     errors();
-    family();
+    // SIGINT and SIGTERM too: the profiler hooks them when they are at
+    // SIG_DFL, and must not show.
+    const int family_sigs[] = { SIGUSR1, SIGINT, SIGTERM };
+    for (size_t i = 0; i < sizeof family_sigs / sizeof family_sigs[0]; i++)
+        family(family_sigs[i]);
     delivery();
     resethand();
     realtime();
     onstack();
-    restart();
+    for (size_t i = 0; i < sizeof family_sigs / sizeof family_sigs[0]; i++)
+        restart(family_sigs[i]);
     sigchld();
     changing_handlers();
     raw_installs();
