@@ -108,11 +108,13 @@ static void pass_on_signal(struct plk_cond_waiter *w, bool claimed, uintptr_t to
         w->waiter.requeued_by != PLK_REQUEUE_REQUEUE_ONE)
         return;
     struct pass_on p = { .c = w->c, .mine = w->m.word };
+    plk_parking_lot_owe_begin();
     struct plk_unpark_result r =
         plk_unpark_requeue(w->c, p.mine ? (const void *)p.mine : (const void *)w->c,
                            choose_pass_on, after_pass_on, &p);
     if (r.gave_up)
         plk_parking_lot_post_wake(w->c, false, signalled_token);
+    plk_parking_lot_owe_end();
 }
 
 static void reacquire_mutex(struct plk_cond_waiter *w)
@@ -273,10 +275,10 @@ static uintptr_t after_broadcast(void *arg, enum plk_requeue_op op,
 // waiters' mutex changed between the first look and the locked one. When a
 // bucket was not available (see plk_unpark_one), posts a plain wake-up of
 // one (or all) waiters instead, and reports none.
-static size_t notify(struct plk_cond *c, bool all,
-                     enum plk_requeue_op (*choose)(void *),
-                     uintptr_t (*after)(void *, enum plk_requeue_op,
-                                        const struct plk_unpark_result *))
+static size_t notify_owing(struct plk_cond *c, bool all,
+                           enum plk_requeue_op (*choose)(void *),
+                           uintptr_t (*after)(void *, enum plk_requeue_op,
+                                              const struct plk_unpark_result *))
 {
     for (;;) {
         uintptr_t s = atomic_load_explicit(&c->mutex, memory_order_acquire);
@@ -292,6 +294,19 @@ static size_t notify(struct plk_cond *c, bool all,
         if (!n.changed)
             return r.unparked + r.requeued;
     }
+}
+
+// The whole notification, a posted wake-up included, is one that no
+// postponed signal handler may interrupt (plk_parking_lot_owe_begin).
+static size_t notify(struct plk_cond *c, bool all,
+                     enum plk_requeue_op (*choose)(void *),
+                     uintptr_t (*after)(void *, enum plk_requeue_op,
+                                        const struct plk_unpark_result *))
+{
+    plk_parking_lot_owe_begin();
+    size_t n = notify_owing(c, all, choose, after);
+    plk_parking_lot_owe_end();
+    return n;
 }
 
 bool plk_cond_signal(struct plk_cond *c)

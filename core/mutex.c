@@ -200,9 +200,12 @@ static uintptr_t wake_posted(void *arg, const struct plk_unpark_result *r)
 int64_t plk_mutex_unlock_slow(struct plk_mutex *m, bool force_fair)
 {
     struct unlock_ctx u = { m, force_fair, 0 };
+    plk_parking_lot_owe_begin();
     if (__builtin_expect(plk_unpark_one(m, release_or_hand_off, &u) !=
-                             PLK_UNPARK_GAVE_UP, 1))
+                             PLK_UNPARK_GAVE_UP, 1)) {
+        plk_parking_lot_owe_end();
         return u.woken_since_ns;
+    }
     // Release now, keeping PARKED so that the next owner's unlock wakes a
     // waiter too, and post the wake-up. In this order: a waiter woken while
     // the word is still LOCKED would park again, and nobody would wake it.
@@ -213,6 +216,7 @@ int64_t plk_mutex_unlock_slow(struct plk_mutex *m, bool force_fair)
         ;
     if (w & PLK_MUTEX_PARKED)
         plk_parking_lot_post_wake(m, false, wake_posted);
+    plk_parking_lot_owe_end();
     return 0;
 }
 

@@ -145,6 +145,16 @@ bool plk_parking_lot_handler_must_wait(void)
     return held_buckets != 0 || waking != 0;
 }
 
+void plk_parking_lot_owe_begin(void)
+{
+    begin_waking();
+}
+
+void plk_parking_lot_owe_end(void)
+{
+    end_waking();
+}
+
 void plk_parking_lot_call_when_free(void (*fn)(void))
 {
     when_free = fn;
@@ -250,9 +260,9 @@ static inline void release(struct plk_rawlock *l)
     plk_rawlock_unlock(l);
     atomic_signal_fence(memory_order_seq_cst);
     held_buckets--;
-    call_when_free(); // reads when_free after the count, as a handler could
     if (__builtin_expect(atomic_load(&pending_notes) != 0, 0))
         run_notes();
+    call_when_free(); // reads when_free after the count, as a handler could
 }
 
 static size_t table_size(const struct table *t)
@@ -819,10 +829,10 @@ size_t plk_unpark_all(const void *address)
         struct plk_waiter *woken = take_waiters(b, key, SIZE_MAX, NULL, NULL, &n);
         release(&b->lock);
         wake_list(woken);
+    } else {
+        plk_parking_lot_post_wake(address, true, NULL);
     }
     end_waking();
-    if (!b)
-        plk_parking_lot_post_wake(address, true, NULL);
     return n;
 }
 
@@ -1083,6 +1093,7 @@ void plk_parking_lot_init(void)
 void plk_parking_lot_fork_child(void)
 {
     _Atomic uint32_t *s = atomic_load_explicit(&fork_sentinel, memory_order_acquire);
+    when_free = NULL; // the parent's postponed signals are the parent's
     // held_buckets stays: it is 0 unless fork was called from a signal
     // handler nested in a bucket section, which resumes in the child and
     // releases what it counted (on a lock the reset already freed).

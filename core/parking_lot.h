@@ -202,6 +202,11 @@ plk_unpark_requeue(const void *from, const void *to,
 bool plk_parking_lot_busy_here(void);
 bool plk_parking_lot_handler_must_wait(void);
 void plk_parking_lot_call_when_free(void (*fn)(void));
+// A caller that, after an unpark gave up, still owes the wake-up (it must
+// release its lock word and post the wake-up) brackets the whole operation
+// with these, so that no postponed handler runs in between.
+void plk_parking_lot_owe_begin(void);
+void plk_parking_lot_owe_end(void);
 void plk_parking_lot_nested_wait_begin(void);
 void plk_parking_lot_nested_wait_end(void);
 

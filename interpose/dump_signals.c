@@ -55,6 +55,21 @@ static int next_sigaction(int sig, const struct sigaction *act, struct sigaction
 /* The fatal-signal dump. `hooked` is set once, by plk_dump_arm_signals,
  * for each of SIGINT and SIGTERM found at SIG_DFL then. */
 static _Atomic bool hooked_int, hooked_term;
+// Still as we armed it: the program has set no action of its own, and a
+// query must read an untouched signal's all-zero action.
+static _Atomic bool pristine_int, pristine_term;
+
+static _Atomic bool *pristine(int sig)
+{
+    return sig == SIGINT ? &pristine_int : sig == SIGTERM ? &pristine_term : NULL;
+}
+
+static void touched(int sig)
+{
+    _Atomic bool *p = pristine(sig);
+    if (p)
+        atomic_store_explicit(p, false, memory_order_relaxed);
+}
 
 static bool hooked(int sig)
 {
@@ -89,7 +104,7 @@ static void fatal_action(struct sigaction *sa)
     memset(sa, 0, sizeof *sa);
     sa->sa_handler = on_fatal_signal;
     sigemptyset(&sa->sa_mask);
-    sa->sa_flags = SA_RESTART;
+    sa->sa_flags = 0;
 }
 
 static bool is_fatal_action(const struct sigaction *sa)
@@ -119,12 +134,19 @@ static int hooked_sigaction(int sig, const struct sigaction *act, struct sigacti
         ours.sa_handler = on_fatal_signal;
         act = &ours;
     }
+    bool untouched = atomic_load_explicit(pristine(sig), memory_order_relaxed);
     int r = next_sigaction(sig, act, &was);
     if (r == 0 && old) {
         *old = was;
-        if (is_fatal_action(&was))
-            as_default(old);
+        if (is_fatal_action(&was)) {
+            if (untouched)
+                set_default(old); // flags 0, empty mask, no restorer
+            else
+                as_default(old);
+        }
     }
+    if (r == 0 && act)
+        touched(sig);
     return r;
 }
 
@@ -172,6 +194,7 @@ static handler_fn forward_signal(void *_Atomic *slot, const char *name, int sig,
     if (was == SIG_ERR)
         return SIG_ERR;
     int saved_errno = errno;
+    touched(sig);
     // Wrapped first: the dump hook is ours, never the program's handler.
     plk_wrap_installed(sig, (sigaction_fn)next_fn(&next_sigaction_slot, "sigaction"));
     rehook(sig);
@@ -231,6 +254,7 @@ static void on_dump_signal(int sig)
 
 static void arm_fatal(int sig, _Atomic bool *flag)
 {
+    atomic_store(pristine(sig), true);
     struct sigaction old, ours;
     if (sig == plk_profile_settings.dump_signal || next_sigaction(sig, NULL, &old) != 0 ||
         !is_default(&old))

@@ -87,15 +87,19 @@ struct postponed {
 
 // Signals this thread postponed, oldest first. Postponing a signal also
 // blocks it in the interrupted context (the wrapper edits uc_sigmask), so
-// that later instances wait in the kernel's queue, in order, behind it:
-// there is at most one entry per signal number.
+// that later instances wait in the kernel's queue, in order, behind it.
+// Usually one entry per signal number, more only with SA_NODEFER or nested
+// handlers.
 #define MAX_POSTPONED 64
 static __thread struct postponed postponed[MAX_POSTPONED];
-static __thread unsigned n_postponed;
+static __thread _Atomic unsigned n_postponed;
 
 // Instances of one signal taken out of the kernel's queue while its
-// postponed first instance goes back in ahead of them.
-#define MAX_DRAINED 64
+// postponed instances go back in ahead of them. Thread-local rather than on
+// the stack: the flush may run on a small alternate signal stack. (It is
+// done with before the mask is restored, so a nested flush cannot meet it.)
+#define MAX_DRAINED 32
+static __thread unsigned char drained[MAX_DRAINED][INFO_BYTES];
 
 static void send_to_self(pid_t pid, pid_t tid, int sig, const unsigned char *bytes)
 {
@@ -104,6 +108,22 @@ static void send_to_self(pid_t pid, pid_t tid, int sig, const unsigned char *byt
     memcpy(&info, bytes, INFO_BYTES);
     if (syscall(SYS_rt_tgsigqueueinfo, pid, tid, sig, &info) != 0)
         syscall(SYS_tgkill, pid, tid, sig);
+}
+
+// Takes the queued instances of `sig` out (the raw call: glibc's
+// sigtimedwait is a cancellation point and rewrites SI_TKILL).
+static unsigned drain(int sig)
+{
+    sigset_t just;
+    sigemptyset(&just);
+    sigaddset(&just, sig);
+    struct timespec now = { 0, 0 };
+    unsigned n = 0;
+    siginfo_t info;
+    while (n < MAX_DRAINED &&
+           syscall(SYS_rt_sigtimedwait, &just, &info, &now, _NSIG / 8) == sig)
+        memcpy(drained[n++], &info, INFO_BYTES);
+    return n;
 }
 
 // Runs once the thread holds no bucket lock and owes no wake-up: sends each
@@ -115,27 +135,29 @@ static void send_to_self(pid_t pid, pid_t tid, int sig, const unsigned char *byt
 static void send_postponed(void)
 {
     int saved_errno = errno;
-    sigset_t all, old;
+    sigset_t all, old, done;
     sigfillset(&all);
+    sigemptyset(&done);
     pthread_sigmask(SIG_BLOCK, &all, &old);
     pid_t pid = getpid(), tid = gettid();
-    for (unsigned i = 0; i < n_postponed; i++) {
+    unsigned n = atomic_load(&n_postponed);
+    for (unsigned i = 0; i < n; i++) {
         int sig = postponed[i].sig;
-        sigset_t just;
-        sigemptyset(&just);
-        sigaddset(&just, sig);
-        struct timespec now = { 0, 0 };
-        unsigned char drained[MAX_DRAINED][INFO_BYTES];
-        unsigned n_drained = 0;
-        siginfo_t info;
-        while (n_drained < MAX_DRAINED && sigtimedwait(&just, &info, &now) == sig)
-            memcpy(drained[n_drained++], &info, INFO_BYTES);
-        send_to_self(pid, tid, sig, postponed[i].info);
+        if (sigismember(&done, sig))
+            continue;
+        sigaddset(&done, sig);
+        // All postponed instances of this number first, in order, then
+        // those still queued.
+        unsigned n_drained = drain(sig);
+        for (unsigned j = i; j < n; j++) {
+            if (postponed[j].sig == sig)
+                send_to_self(pid, tid, sig, postponed[j].info);
+        }
         for (unsigned k = 0; k < n_drained; k++)
             send_to_self(pid, tid, sig, drained[k]);
         sigdelset(&old, sig); // blocked by the wrapper, not by the program
     }
-    n_postponed = 0;
+    atomic_store(&n_postponed, 0);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     errno = saved_errno;
 }
@@ -144,14 +166,12 @@ _Static_assert(INFO_BYTES <= sizeof(siginfo_t), "siginfo_t is smaller than its f
 
 static bool postpone(int sig, const siginfo_t *info, ucontext_t *uc)
 {
-    unsigned n = n_postponed;
-    if (n == MAX_POSTPONED)
-        return false; // only with SA_NODEFER recursion: run it here
-    // The slot is taken before it is filled: an SA_NODEFER instance that
-    // interrupts us here is newer, and takes the next one. (The list is
-    // sent only after both wrappers returned.)
-    n_postponed = n + 1;
-    atomic_signal_fence(memory_order_seq_cst);
+    // One instruction takes the slot (a nested wrapper takes the next).
+    unsigned n = atomic_fetch_add(&n_postponed, 1);
+    if (n >= MAX_POSTPONED) {
+        atomic_fetch_sub(&n_postponed, 1);
+        return false; // 64 nested postponements: run it here
+    }
     postponed[n].sig = sig;
     memcpy(postponed[n].info, info, INFO_BYTES);
     sigaddset(&uc->uc_sigmask, sig);
@@ -161,7 +181,8 @@ static bool postpone(int sig, const siginfo_t *info, ucontext_t *uc)
 
 static void wrapper(int sig, siginfo_t *info, void *uc)
 {
-    if ((n_postponed != 0 || plk_parking_lot_handler_must_wait()) &&
+    if ((atomic_load_explicit(&n_postponed, memory_order_relaxed) != 0 ||
+         plk_parking_lot_handler_must_wait()) &&
         postpone(sig, info, uc))
         return;
     uint64_t h = atomic_load_explicit(&handlers[sig], memory_order_acquire);
