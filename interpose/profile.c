@@ -211,8 +211,14 @@ int plk_profile_stack(uintptr_t *frames, int max)
     bool was = plk_in_profiler;
     plk_in_profiler = true;
     int saved_errno = errno; // libunwind's address checks may set it
+    // libunwind checks addresses with read() on a pipe, a cancellation
+    // point: without this, a profiled mutex unlock could act on a pending
+    // cancellation (found by preload.cancel_points).
+    int cancel_state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
     // A few extra frames for our own, which are dropped.
     int n = plk_stack_capture(raw, max + 8 < PLK_PROF_MAX_DEPTH ? max + 8 : PLK_PROF_MAX_DEPTH);
+    pthread_setcancelstate(cancel_state, NULL);
     errno = saved_errno;
     plk_in_profiler = was;
     atomic_fetch_sub(&unwinds_in_flight, 1);
