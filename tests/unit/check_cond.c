@@ -977,60 +977,6 @@ END_TEST
 
 /* ---- stuck buckets (signal handlers) ------------------------------------ */
 
-/*
- * A stuck holder: a thread parked on an address whose validate callback
- * blocks until the test lets go, holding that address's bucket lock
- * meanwhile -- as a thread does whose signal handler waits for a mutex. The
- * test stands in for that handler's announcement with
- * plk_parking_lot_nested_wait_begin/end (see parking_lot.h, "Signal
- * handlers").
- */
-struct stuck {
-    pthread_t thread;
-    const void *address;
-    _Atomic uint32_t in;     // the bucket lock is held
-    _Atomic uint32_t let_go; // 1: validate returns false
-    enum plk_park_result result;
-};
-
-static bool block_in_validate(void *ctx)
-{
-    struct stuck *s = ctx;
-    atomic_store(&s->in, 1);
-    while (atomic_load(&s->let_go) == 0)
-        plk_futex_wait(&s->let_go, 0, NULL);
-    return false;
-}
-
-static void *stuck_main(void *arg)
-{
-    struct stuck *s = arg;
-    const struct plk_park_ops ops = { .validate = block_in_validate, .ctx = s };
-    s->result = plk_park_ex(s->address, &ops, NULL, NULL, NULL);
-    return NULL;
-}
-
-static void stuck_start(struct stuck *s, const void *address)
-{
-    *s = (struct stuck){ .address = address };
-    spawn(&s->thread, 1, stuck_main, s, 0);
-    int64_t end = plk_clock_now_ns() + 20000 * MS;
-    while (atomic_load(&s->in) == 0) {
-        ck_assert_msg(plk_clock_now_ns() < end, "the holder never got the bucket");
-        sleep_ns(100 * 1000);
-    }
-}
-
-// The holder releases the bucket lock, running the wake-ups posted
-// meanwhile, and is joined.
-static void stuck_release(struct stuck *s)
-{
-    atomic_store(&s->let_go, 1);
-    plk_futex_wake(&s->let_go, 1);
-    join(&s->thread, 1);
-    ck_assert_int_eq(s->result, PLK_PARK_AGAIN);
-}
-
 // Whether two addresses share a bucket of the current table (the lot's
 // Fibonacci hash, parking_lot.c).
 static bool same_bucket(const void *a, const void *b)

@@ -1294,11 +1294,7 @@ END_TEST
 /* ------------------------------------------------------------------------
  * Stuck buckets: the signal-handler rules (parking_lot.h, "Signal handlers").
  *
- * A stuck holder is a thread parked on an address whose validate callback
- * blocks until the test lets go: meanwhile it holds that address's bucket
- * lock, as a thread would whose signal handler waits for a mutex. The test
- * thread stands in for that handler's announcement with
- * plk_parking_lot_nested_wait_begin/end.
+ * The stuck holder (struct stuck) is in helpers.h.
  */
 
 // The bucket of `address` in the current table, by the lot's Fibonacci hash
@@ -1345,55 +1341,6 @@ static const void *address_in_bucket(size_t k)
             return &bucket_pool[i];
     ck_abort_msg("no address in bucket %zu", k);
     return NULL;
-}
-
-struct stuck {
-    pthread_t thread;
-    const void *address;
-    _Atomic uint32_t in;     // validate is blocking: the bucket lock is held
-    _Atomic uint32_t let_go; // 1: validate returns (false: never queued)
-    enum plk_park_result result;
-};
-
-static bool block_in_validate(void *ctx)
-{
-    struct stuck *s = ctx;
-    atomic_store(&s->in, 1);
-    while (atomic_load(&s->let_go) == 0)
-        plk_futex_wait(&s->let_go, 0, NULL);
-    return false;
-}
-
-static void *stuck_main(void *arg)
-{
-    struct stuck *s = arg;
-    const struct plk_park_ops ops = { .validate = block_in_validate, .ctx = s };
-    s->result = plk_park_ex(s->address, &ops, NULL, NULL, NULL);
-    return NULL;
-}
-
-static bool stuck_in(const void *arg)
-{
-    return atomic_load(&((const struct stuck *)arg)->in) != 0;
-}
-
-// Returns once a thread holds the bucket lock of `address` and waits.
-static void stuck_start(struct stuck *s, const void *address)
-{
-    memset(s, 0, sizeof *s);
-    s->address = address;
-    spawn(&s->thread, 1, stuck_main, s, 0);
-    ck_assert_msg(poll_until(stuck_in, s), "the holder never got the bucket");
-}
-
-// Lets the holder release the bucket lock (running the notes posted
-// meanwhile, as any release does) and joins it.
-static void stuck_release(struct stuck *s)
-{
-    atomic_store(&s->let_go, 1);
-    plk_futex_wake(&s->let_go, 1);
-    join(&s->thread, 1);
-    ck_assert_int_eq(s->result, PLK_PARK_AGAIN);
 }
 
 static bool waiter_done(const void *arg)

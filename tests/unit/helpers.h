@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "futex.h"
 #include "mutex.h"
 #include "parking_lot.h"
 
@@ -154,6 +155,68 @@ static inline bool parked_and_asleep_by(atomic_size_t *entered, size_t n,
         sleep_ns(100 * 1000);
     }
     return true;
+}
+
+// Polls `flag` until it is non-zero; false after 20 s.
+static inline bool await_flag(_Atomic uint32_t *flag)
+{
+    int64_t end = plk_clock_now_ns() + 20000 * MS;
+    while (atomic_load(flag) == 0) {
+        if (plk_clock_now_ns() >= end)
+            return false;
+        sleep_ns(100 * 1000);
+    }
+    return true;
+}
+
+/*
+ * A stuck holder: a thread parked on an address whose validate callback
+ * blocks until the test lets go, holding that address's bucket lock
+ * meanwhile -- as a thread does whose signal handler waits for a mutex. Tests
+ * stand in for that handler's announcement with
+ * plk_parking_lot_nested_wait_begin/end (see parking_lot.h, "Signal
+ * handlers").
+ */
+struct stuck {
+    pthread_t thread;
+    const void *address;
+    _Atomic uint32_t in;     // validate is blocking: the bucket lock is held
+    _Atomic uint32_t let_go; // 1: validate returns (false: never queued)
+    enum plk_park_result result;
+};
+
+static inline bool stuck_block_in_validate(void *ctx)
+{
+    struct stuck *s = ctx;
+    atomic_store(&s->in, 1);
+    while (atomic_load(&s->let_go) == 0)
+        plk_futex_wait(&s->let_go, 0, NULL);
+    return false;
+}
+
+static inline void *stuck_main(void *arg)
+{
+    struct stuck *s = arg;
+    const struct plk_park_ops ops = { .validate = stuck_block_in_validate, .ctx = s };
+    s->result = plk_park_ex(s->address, &ops, NULL, NULL, NULL);
+    return NULL;
+}
+
+// Returns once a thread holds the bucket lock of `address` and waits.
+static inline void stuck_start(struct stuck *s, const void *address)
+{
+    *s = (struct stuck){ .address = address };
+    spawn(&s->thread, 1, stuck_main, s, 0);
+    ck_assert_msg(await_flag(&s->in), "the holder never got the bucket");
+}
+
+// Lets the holder go (its park returns AGAIN, never queued) and joins it.
+static inline void stuck_release(struct stuck *s)
+{
+    atomic_store(&s->let_go, 1);
+    plk_futex_wake(&s->let_go, 1);
+    join(&s->thread, 1);
+    ck_assert_int_eq(s->result, PLK_PARK_AGAIN);
 }
 
 #endif
