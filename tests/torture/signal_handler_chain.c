@@ -92,12 +92,6 @@ struct target {
 static struct target targets[N_A];
 static _Thread_local struct target *self;
 
-// The top 10 bits of parklock's bucket hash (core/parking_lot.c).
-static unsigned bucket_bits(const void *p)
-{
-    return (unsigned)(((uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ull) >> 54);
-}
-
 #define N_HOT_M (N_Q + 2) // Q[], M, M2
 #define N_HOT_C 2         // C, C_A
 
@@ -105,38 +99,19 @@ static unsigned bucket_bits(const void *p)
 // bits differ from the hot bucket's). Returns whether it found them.
 static bool pick_colliding(void)
 {
-    pthread_mutex_t *m[N_HOT_M];
+    pthread_mutex_t *m[N_HOT_M], *n[2] = { &mpool[POOL - 1], &mpool[POOL - 2] };
     pthread_cond_t *c[N_HOT_C];
-    for (int i = 0; i < POOL; i++) {
-        unsigned b = bucket_bits(&mpool[i]);
-        int nm = 0, nc = 0;
-        for (int j = i; j < POOL && nm < N_HOT_M; j++)
-            if (bucket_bits(&mpool[j]) == b)
-                m[nm++] = &mpool[j];
-        for (int j = 0; j < POOL && nc < N_HOT_C; j++)
-            if (bucket_bits(&cpool[j]) == b)
-                c[nc++] = &cpool[j];
-        if (nm < N_HOT_M || nc < N_HOT_C)
-            continue;
-        pthread_mutex_t *n[2];
-        int nn = 0;
-        for (int j = POOL - 1; j >= 0 && nn < 2; j--)
-            if (bucket_bits(&mpool[j]) >> 4 != b >> 4)
-                n[nn++] = &mpool[j];
-        if (nn < 2)
-            continue;
-        for (int k = 0; k < N_Q; k++)
-            Q[k] = m[k];
-        M = m[N_Q], M2 = m[N_Q + 1], C = c[0], C_A = c[1];
-        N1 = n[0], N2 = n[1];
-        return true;
-    }
-    // Not found (cannot happen with these pools): any distinct objects do.
+    unsigned b;
+    bool found = pick_one_bucket(mpool, m, N_HOT_M, cpool, c, N_HOT_C, POOL, &b);
+    int nn = 0;
+    for (int j = POOL - 1; j >= 0 && nn < 2; j--)
+        if (bucket_bits(&mpool[j]) >> 4 != b >> 4)
+            n[nn++] = &mpool[j];
     for (int k = 0; k < N_Q; k++)
-        Q[k] = &mpool[k];
-    M = &mpool[N_Q], M2 = &mpool[N_Q + 1], N1 = &mpool[N_Q + 2];
-    N2 = &mpool[N_Q + 3], C = &cpool[0], C_A = &cpool[1];
-    return false;
+        Q[k] = m[k];
+    M = m[N_Q], M2 = m[N_Q + 1], C = c[0], C_A = c[1];
+    N1 = n[0], N2 = n[1];
+    return found && nn == 2;
 }
 
 static void spin(int n)

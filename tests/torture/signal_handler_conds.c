@@ -72,12 +72,6 @@ static long listener_changes, listener_waits, listener_timeouts;
 
 static atomic_long timed_waits, timeouts;
 
-// The top 10 bits of parklock's bucket hash (core/parking_lot.c).
-static unsigned bucket_bits(const void *p)
-{
-    return (unsigned)(((uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ull) >> 54);
-}
-
 #define N_M 4 // pp_m, q_m, shared_m, h_m
 #define N_C 5 // pp_c[0], pp_c[1], q_not_empty, q_not_full, h_c
 
@@ -87,27 +81,12 @@ static bool pick_colliding(void)
 {
     pthread_mutex_t *m[N_M];
     pthread_cond_t *c[N_C];
-    for (int i = 0; i < POOL; i++) {
-        unsigned b = bucket_bits(&mpool[i]);
-        int nm = 0, nc = 0;
-        for (int j = i; j < POOL && nm < N_M; j++)
-            if (bucket_bits(&mpool[j]) == b)
-                m[nm++] = &mpool[j];
-        for (int j = 0; j < POOL && nc < N_C; j++)
-            if (bucket_bits(&cpool[j]) == b)
-                c[nc++] = &cpool[j];
-        if (nm == N_M && nc == N_C) {
-            pp_m = m[0], q_m = m[1], shared_m = m[2], h_m = m[3];
-            pp_c[0] = c[0], pp_c[1] = c[1], q_not_empty = c[2], q_not_full = c[3];
-            h_c = c[4];
-            return true;
-        }
-    }
-    // Not found (cannot happen with these pools): any distinct objects do.
-    pp_m = &mpool[0], q_m = &mpool[1], shared_m = &mpool[2], h_m = &mpool[3];
-    pp_c[0] = &cpool[0], pp_c[1] = &cpool[1], q_not_empty = &cpool[2];
-    q_not_full = &cpool[3], h_c = &cpool[4];
-    return false;
+    unsigned bits;
+    bool found = pick_one_bucket(mpool, m, N_M, cpool, c, N_C, POOL, &bits);
+    pp_m = m[0], q_m = m[1], shared_m = m[2], h_m = m[3];
+    pp_c[0] = c[0], pp_c[1] = c[1], q_not_empty = c[2], q_not_full = c[3];
+    h_c = c[4];
+    return found;
 }
 
 // A cond wait of the main workload: mostly untimed, every eighth a timedwait

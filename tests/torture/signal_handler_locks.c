@@ -32,33 +32,15 @@ static long main_count[N_MAIN], handler_count[N_HANDLER];
 static atomic_long main_expected[N_MAIN], handler_expected[N_HANDLER];
 static atomic_int stop;
 
-// The top 10 bits of parklock's bucket hash (core/parking_lot.c).
-static unsigned bucket_bits(const void *p)
-{
-    return (unsigned)(((uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ull) >> 54);
-}
-
 static void pick_colliding(void)
 {
-    for (int i = 0; i < POOL; i++) {
-        int n = 0;
-        for (int j = i; j < POOL && n < N_MAIN + N_HANDLER; j++) {
-            if (bucket_bits(&pool[j]) != bucket_bits(&pool[i]))
-                continue;
-            if (n < N_MAIN)
-                main_m[n] = &pool[j];
-            else
-                handler_m[n - N_MAIN] = &pool[j];
-            n++;
-        }
-        if (n == N_MAIN + N_HANDLER)
-            return;
-    }
-    // Not found (cannot happen with this pool): any distinct mutexes do.
+    pthread_mutex_t *m[N_MAIN + N_HANDLER];
+    unsigned bits;
+    pick_one_bucket(pool, m, N_MAIN + N_HANDLER, NULL, NULL, 0, POOL, &bits);
     for (int i = 0; i < N_MAIN; i++)
-        main_m[i] = &pool[i];
+        main_m[i] = m[i];
     for (int i = 0; i < N_HANDLER; i++)
-        handler_m[i] = &pool[N_MAIN + i];
+        handler_m[i] = m[N_MAIN + i];
 }
 
 static _Thread_local unsigned handler_rounds;

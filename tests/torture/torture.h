@@ -215,4 +215,44 @@ static inline int wait_child(pid_t pid)
     return -1;
 }
 
+/* Objects that share one parking-lot bucket (the signal-handler programs). */
+
+// The top 10 bits of parklock's bucket hash (core/parking_lot.c): objects
+// that agree on them share a bucket for every table size up to 1024.
+static inline unsigned bucket_bits(const void *p)
+{
+    return (unsigned)(((uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ull) >> 54);
+}
+
+// Fills m[0..n_m) from mpool and c[0..n_c) from cpool (n_c may be 0, cpool
+// NULL) with objects that all share one bucket, whose bits go to *bits.
+// Without parklock the choice means nothing. False if the pools hold no
+// such set (then any distinct objects do: the first ones).
+static inline bool pick_one_bucket(pthread_mutex_t *mpool, pthread_mutex_t **m, int n_m,
+                                   pthread_cond_t *cpool, pthread_cond_t **c, int n_c,
+                                   int pool, unsigned *bits)
+{
+    for (int i = 0; i < pool; i++) {
+        unsigned b = bucket_bits(&mpool[i]);
+        int nm = 0, nc = 0;
+        for (int j = i; j < pool && nm < n_m; j++)
+            if (bucket_bits(&mpool[j]) == b)
+                m[nm++] = &mpool[j];
+        for (int j = 0; j < pool && nc < n_c; j++)
+            if (bucket_bits(&cpool[j]) == b)
+                c[nc++] = &cpool[j];
+        if (nm == n_m && nc == n_c) {
+            *bits = b;
+            return true;
+        }
+    }
+    for (int j = 0; j < n_m; j++)
+        m[j] = &mpool[j];
+    for (int j = 0; j < n_c; j++)
+        c[j] = &cpool[j];
+    *bits = bucket_bits(&mpool[0]);
+    return false;
+}
+
+
 #endif
